@@ -1,0 +1,84 @@
+//! Tests of the graph walk itself (the ops test their own backward).
+
+use crate::Param;
+use crate::autograd::BackwardOptions;
+use crate::ops::{add, sum};
+use crate::tensor::{Buffer, Tensor};
+
+#[test]
+fn diamond_graph_sums_both_paths() {
+    // y = sum((x + x) + x) => dy/dx = 3
+    let x = Tensor::from_vec(vec![1.0, -2.0, 0.5], [3])
+        .unwrap()
+        .into_leaf();
+    let a = add(&x, &x).unwrap();
+    let b = add(&a, &x).unwrap();
+    sum(&b).backward().unwrap();
+    assert_eq!(&x.grad().unwrap()[..], &[3.0, 3.0, 3.0]);
+}
+
+#[test]
+fn param_gradients_accumulate_across_backward_calls_until_zeroed() {
+    let p = Param::new("w", Buffer::from_vec(vec![1.0, 2.0]), [2]).unwrap();
+    for _ in 0..2 {
+        sum(&p.tensor()).backward().unwrap();
+    }
+    assert_eq!(&p.grad().unwrap()[..], &[2.0, 2.0]);
+    p.zero_grad();
+    assert!(p.grad().is_none());
+}
+
+#[test]
+fn detached_parameters_record_nothing() {
+    let p = Param::new("w", Buffer::from_vec(vec![1.0, 2.0]), [2]).unwrap();
+    let y = sum(&add(&p.detached(), &p.detached()).unwrap());
+    assert!(!y.requires_grad());
+    assert!(y.backward().is_err());
+}
+
+#[test]
+fn update_in_place_does_not_change_handed_out_tensors() {
+    let p = Param::new("w", Buffer::from_vec(vec![1.0, 2.0]), [2]).unwrap();
+    let before = p.tensor();
+    p.update(|v, _| v[0] = 10.0);
+    assert_eq!(before.data(), &[1.0, 2.0]);
+    assert_eq!(p.to_vec(), vec![10.0, 2.0]);
+}
+
+#[test]
+fn parallel_and_sequential_walks_are_bit_identical() {
+    let xs: Vec<Tensor> = (0..6)
+        .map(|i| {
+            Tensor::from_vec(
+                (0..5000).map(|j| ((i * 7 + j) as f32).sin()).collect(),
+                [5000],
+            )
+            .unwrap()
+            .into_leaf()
+        })
+        .collect();
+    let mut branches = Vec::new();
+    for w in xs.windows(2) {
+        branches.push(add(&add(&w[0], &w[1]).unwrap(), &w[0]).unwrap());
+    }
+    let mut total = branches[0].clone();
+    for b in &branches[1..] {
+        total = add(&total, b).unwrap();
+    }
+    let g = Buffer::from_fn(5000, |j| (j as f32 * 0.37).cos());
+    let run = |parallel| {
+        total
+            .backward_with_options(g.clone(), BackwardOptions { parallel })
+            .unwrap();
+        let grads: Vec<Vec<f32>> = xs.iter().map(|x| x.grad().unwrap().to_vec()).collect();
+        grads
+    };
+    let seq = run(false);
+    let par = run(true);
+    // The second run accumulated on top of the first: par == 2 * seq exactly.
+    for (s, p) in seq.iter().zip(&par) {
+        for (a, b) in s.iter().zip(p) {
+            assert_eq!((2.0 * a).to_bits(), b.to_bits());
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Elementwise arithmetic.
+
+pub mod add;
+
+pub use add::add;
