@@ -2,8 +2,16 @@
 //! shape checks, the forward kernel, the `BackwardOp`, a plain `*_reference` implementation
 //! (generic over f32/f64) and the tests that hold them together.
 
+pub mod activation;
+pub mod batch_norm;
+pub mod channel;
+pub mod conv2d;
+pub mod dropout;
 pub mod elementwise;
+pub mod linear;
+pub mod loss;
 pub(crate) mod parallel;
+pub mod pool;
 pub mod reduce;
 pub mod reshape;
 
