@@ -1,1 +1,209 @@
-//! batch_norm (being written).
+//! `batch_norm2d`: per-channel batch normalisation of an `[N, C, H, W]` tensor, in training mode
+//! (batch statistics, differentiated through) and eval mode (running statistics, constants), plus
+//! the PyTorch running-statistics update.
+//!
+//! Statistics are accumulated in f64, two-pass per channel (mean, then squared deviations). Work is
+//! split one rayon task per channel; every reduction runs in a fixed order inside its task, so the
+//! results do not depend on the number of threads.
+
+mod backward;
+mod forward;
+mod reference;
+#[cfg(test)]
+mod tests;
+
+pub use reference::{
+    batch_norm2d_eval_reference, batch_norm2d_train_reference, batch_stats_reference,
+};
+
+use crate::error::{Result, invalid, shape_error};
+use crate::tensor::{Buffer, Tensor};
+use backward::BatchNormBackward;
+
+/// Per-channel statistics of a training batch: mean and UNBIASED variance (n-1), as PyTorch uses
+/// for `running_var`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchStats {
+    pub mean: Vec<f32>,
+    pub var_unbiased: Vec<f32>,
+}
+
+/// Training mode: normalise with the batch mean and BIASED batch variance; `x` `[N, C, H, W]`,
+/// `gamma`/`beta` `[C]`. Gradients flow to `x` (through the batch statistics), `gamma` and `beta`.
+///
+/// Rejects `N * H * W < 2` (as PyTorch does: the variance of one value is meaningless).
+pub fn batch_norm2d_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, BatchStats)> {
+    const OP: &str = "batch_norm2d_train";
+    let (n, c, h, w) = check_shapes(OP, x, gamma, beta, eps)?;
+    let m = n * h * w;
+    if m < 2 {
+        return Err(invalid(
+            OP,
+            format!(
+                "expected more than 1 value per channel when training, got input {:?}",
+                x.dims()
+            ),
+        ));
+    }
+    let mut out = Buffer::for_overwrite(x.numel());
+    let moments = forward::train_forward(
+        x.data(),
+        (n, c, h * w),
+        gamma.data(),
+        beta.data(),
+        eps,
+        &mut out,
+    );
+    let stats = BatchStats {
+        mean: moments.iter().map(|s| s.mean as f32).collect(),
+        var_unbiased: moments
+            .iter()
+            .map(|s| (s.sq_dev_sum / (m - 1) as f64) as f32)
+            .collect(),
+    };
+    let y = Tensor::from_op(out, x.shape().clone(), &[x, gamma, beta], || {
+        BatchNormBackward {
+            mean: moments.iter().map(|s| s.mean_f32).collect(),
+            invstd: moments.iter().map(|s| s.invstd).collect(),
+            through_stats: true,
+        }
+    });
+    Ok((y, stats))
+}
+
+/// Eval mode: normalise with running statistics (constants, no gradient to them); `x`
+/// `[N, C, H, W]`, `gamma`/`beta` `[C]`, `running_mean`/`running_var` of length `C`. Gradients
+/// flow to `x`, `gamma` and `beta`.
+pub fn batch_norm2d_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &[f32],
+    running_var: &[f32],
+    eps: f32,
+) -> Result<Tensor> {
+    const OP: &str = "batch_norm2d_eval";
+    let (n, c, h, w) = check_shapes(OP, x, gamma, beta, eps)?;
+    if running_mean.len() != c || running_var.len() != c {
+        return Err(shape_error(
+            OP,
+            format!(
+                "running_mean and running_var must have C = {c} values, got {} and {}",
+                running_mean.len(),
+                running_var.len()
+            ),
+            &[x.dims()],
+        ));
+    }
+    if let Some(v) = running_var
+        .iter()
+        .find(|&&v| (v + eps).is_nan() || v + eps <= 0.0)
+    {
+        return Err(invalid(
+            OP,
+            format!("running_var + eps must be positive, got running_var {v} with eps {eps}"),
+        ));
+    }
+    let invstd: Vec<f32> = running_var
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps as f64).sqrt()) as f32)
+        .collect();
+    let mut out = Buffer::for_overwrite(x.numel());
+    forward::affine_forward(
+        x.data(),
+        (n, c, h * w),
+        running_mean,
+        &invstd,
+        gamma.data(),
+        beta.data(),
+        &mut out,
+    );
+    Ok(Tensor::from_op(
+        out,
+        x.shape().clone(),
+        &[x, gamma, beta],
+        || BatchNormBackward {
+            mean: running_mean.to_vec(),
+            invstd,
+            through_stats: false,
+        },
+    ))
+}
+
+/// PyTorch's running-statistics update: `new = (1 - momentum) * old + momentum * batch`, with the
+/// batch's unbiased variance for `running_var` (computed in f64, stored as f32).
+///
+/// # Panics
+/// If the slices do not all have the same length (a caller bug: the layer owns all four).
+pub fn update_running_stats(
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+    stats: &BatchStats,
+    momentum: f32,
+) {
+    assert!(
+        running_mean.len() == stats.mean.len()
+            && running_var.len() == stats.var_unbiased.len()
+            && running_mean.len() == running_var.len(),
+        "update_running_stats: lengths differ (running_mean {}, running_var {}, batch {} / {})",
+        running_mean.len(),
+        running_var.len(),
+        stats.mean.len(),
+        stats.var_unbiased.len()
+    );
+    let m = momentum as f64;
+    let blend = |old: &mut f32, new: f32| *old = ((1.0 - m) * *old as f64 + m * new as f64) as f32;
+    running_mean
+        .iter_mut()
+        .zip(&stats.mean)
+        .for_each(|(o, &b)| blend(o, b));
+    running_var
+        .iter_mut()
+        .zip(&stats.var_unbiased)
+        .for_each(|(o, &b)| blend(o, b));
+}
+
+/// Checks `x` `[N, C, H, W]`, `gamma`/`beta` `[C]` and `eps >= 0`; returns `(N, C, H, W)`.
+fn check_shapes(
+    op: &'static str,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<(usize, usize, usize, usize)> {
+    let Some((n, c, h, w)) = x.shape().nchw() else {
+        return Err(shape_error(op, "x must be [N, C, H, W]", &[x.dims()]));
+    };
+    if gamma.dims() != [c] || beta.dims() != [c] {
+        return Err(shape_error(
+            op,
+            format!("gamma and beta must be [C] = [{c}] for x"),
+            &[x.dims(), gamma.dims(), beta.dims()],
+        ));
+    }
+    if !eps.is_finite() || eps < 0.0 {
+        return Err(invalid(
+            op,
+            format!("eps must be finite and >= 0, got {eps}"),
+        ));
+    }
+    Ok((n, c, h, w))
+}
+
+/// The `H * W` planes of a contiguous `[N, C, H, W]` buffer, grouped by channel: entry `c` holds
+/// the `N` planes of channel `c` in batch order, so one rayon task can own a whole channel.
+fn planes_by_channel(data: &mut [f32], c: usize, hw: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut per_channel: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::new()).collect();
+    if hw == 0 || c == 0 {
+        return per_channel;
+    }
+    for (i, plane) in data.chunks_mut(hw).enumerate() {
+        per_channel[i % c].push(plane);
+    }
+    per_channel
+}

@@ -1,0 +1,96 @@
+//! Backward of batch norm, one rayon task per channel: a first pass reduces `sum(dy)` and
+//! `sum(dy * (x - mean))` (f64, fixed order), a second pass writes `dx`.
+//!
+//! With `xhat = (x - mean) * invstd` and `M = N * H * W`:
+//! - `dbeta = sum(dy)`, `dgamma = sum(dy * xhat)`;
+//! - training (batch statistics): `dx = gamma * invstd / M * (M * dy - sum(dy) - xhat * sum(dy * xhat))`;
+//! - eval (constant statistics): `dx = gamma * invstd * dy`.
+
+use rayon::prelude::*;
+
+use super::forward::{lane_sum, lane_sum2, plane};
+use super::planes_by_channel;
+use crate::autograd::{BackwardCtx, BackwardOp};
+use crate::tensor::Buffer;
+
+/// Backward state of [`super::batch_norm2d_train`] / [`super::batch_norm2d_eval`]; inputs are
+/// `(x, gamma, beta)`.
+pub(super) struct BatchNormBackward {
+    /// Per-channel mean subtracted in the forward (batch or running).
+    pub mean: Vec<f32>,
+    /// Per-channel `1 / sqrt(var + eps)` used in the forward.
+    pub invstd: Vec<f32>,
+    /// Whether the statistics came from the batch (training) and are differentiated through.
+    pub through_stats: bool,
+}
+
+impl BackwardOp for BatchNormBackward {
+    fn name(&self) -> &'static str {
+        if self.through_stats {
+            "batch_norm2d_train"
+        } else {
+            "batch_norm2d_eval"
+        }
+    }
+
+    fn backward(&self, ctx: &BackwardCtx<'_>) -> Vec<Option<Buffer>> {
+        let x_t = &ctx.inputs[0];
+        let (n, c, h, w) = x_t.shape().nchw().expect("batch_norm2d: x is [N, C, H, W]");
+        let hw = h * w;
+        let m = (n * hw) as f64;
+        let (x, gamma, dy) = (x_t.data(), ctx.inputs[1].data(), ctx.grad_output);
+
+        let mut dx = ctx.needs_grad(0).then(|| Buffer::for_overwrite(x.len()));
+        let dx_planes: Vec<Option<Vec<&mut [f32]>>> = match dx.as_deref_mut() {
+            Some(buf) => planes_by_channel(buf, c, hw)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..c).map(|_| None).collect(),
+        };
+
+        // Per channel: (sum(dy), sum(dy * (x - mean))).
+        let sums: Vec<(f64, f64)> = dx_planes
+            .into_par_iter()
+            .enumerate()
+            .map(|(ch, dx_planes)| {
+                let mean = self.mean[ch];
+                let invstd = self.invstd[ch] as f64;
+                let xs = (0..n).map(|i| plane(x, c, hw, i, ch));
+                let dys = (0..n).map(|i| plane(dy, c, hw, i, ch));
+                let mut sum_dy = 0.0f64;
+                let mut sum_dy_xmu = 0.0f64;
+                for (xp, dyp) in xs.clone().zip(dys.clone()) {
+                    sum_dy += lane_sum(dyp, |g| g as f64);
+                    sum_dy_xmu += lane_sum2(dyp, xp, |g, v| g as f64 * (v - mean) as f64);
+                }
+                if let Some(dx_planes) = dx_planes {
+                    // dx = a * (dy - b - (x - mean) * k)
+                    let a = (gamma[ch] as f64 * invstd) as f32;
+                    let (b, k) = if self.through_stats {
+                        (
+                            (sum_dy / m) as f32,
+                            (invstd * invstd * sum_dy_xmu / m) as f32,
+                        )
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    for ((dxp, xp), dyp) in dx_planes.into_iter().zip(xs).zip(dys) {
+                        for ((d, &v), &g) in dxp.iter_mut().zip(xp).zip(dyp) {
+                            *d = a * (g - b - (v - mean) * k);
+                        }
+                    }
+                }
+                (sum_dy, sum_dy_xmu)
+            })
+            .collect();
+
+        let dgamma = ctx
+            .needs_grad(1)
+            .then(|| Buffer::from_fn(c, |ch| (sums[ch].1 * self.invstd[ch] as f64) as f32));
+        let dbeta = ctx
+            .needs_grad(2)
+            .then(|| Buffer::from_fn(c, |ch| sums[ch].0 as f32));
+        vec![dx, dgamma, dbeta]
+    }
+}
