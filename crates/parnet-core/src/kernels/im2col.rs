@@ -1,0 +1,246 @@
+//! `im2col` and its adjoint `col2im_add` for one NCHW image.
+//!
+//! The column matrix of an image has one row per (channel, kernel row, kernel column) tap, in that
+//! order, and one column per output pixel (row-major over the output grid), so a convolution is
+//! `weight [Cout, C*KH*KW] x col [C*KH*KW, pixels]`. Both functions work on a band of whole output
+//! rows, so a caller can tile the output and keep the column matrix small.
+
+use std::ops::Range;
+
+/// The patches of one image: `channels` planes of `height x width`, zero-padded by `padding` on
+/// every side, read by a `kernel_h x kernel_w` window moved by `stride`, giving `out_h x out_w`
+/// window positions. Callers guarantee `stride >= 1` and `out_h, out_w >= 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatchGeometry {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel_h: usize,
+    pub kernel_w: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl PatchGeometry {
+    /// Rows of the column matrix: `channels * kernel_h * kernel_w`.
+    pub fn col_rows(&self) -> usize {
+        self.channels * self.kernel_h * self.kernel_w
+    }
+
+    /// The output positions along one axis whose input index `o * stride + tap - padding` lies in
+    /// `0..len`, as a range of `0..out_len`.
+    fn valid_range(&self, tap: usize, len: usize, out_len: usize) -> Range<usize> {
+        let (s, p) = (self.stride, self.padding);
+        let lo = if p > tap { (p - tap).div_ceil(s) } else { 0 };
+        let hi = if len + p > tap {
+            (len + p - tap).div_ceil(s)
+        } else {
+            0
+        };
+        let lo = lo.min(out_len);
+        lo..hi.clamp(lo, out_len)
+    }
+
+    /// The input row read by output row `oh` at kernel row `i`, if it is not padding.
+    fn input_row(&self, oh: usize, i: usize) -> Option<usize> {
+        (oh * self.stride + i)
+            .checked_sub(self.padding)
+            .filter(|&ih| ih < self.height)
+    }
+}
+
+/// Writes the column matrix of output rows `rows` of image `x` (`[channels, height, width]`) into
+/// `col`, a row-major `[col_rows, rows.len() * out_w]` matrix. Padding taps are written as zeros.
+pub fn im2col(geo: &PatchGeometry, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
+    let plane = geo.height * geo.width;
+    let tile = rows.len() * geo.out_w;
+    assert!(x.len() >= geo.channels * plane, "im2col: image too short");
+    assert!(
+        col.len() >= geo.col_rows() * tile,
+        "im2col: column buffer too short"
+    );
+    assert!(rows.end <= geo.out_h, "im2col: rows beyond the output");
+    let s = geo.stride;
+    for c in 0..geo.channels {
+        let src_plane = &x[c * plane..(c + 1) * plane];
+        for i in 0..geo.kernel_h {
+            for j in 0..geo.kernel_w {
+                let r = (c * geo.kernel_h + i) * geo.kernel_w + j;
+                let dst_row = &mut col[r * tile..(r + 1) * tile];
+                let valid = geo.valid_range(j, geo.width, geo.out_w);
+                for (t, oh) in rows.clone().enumerate() {
+                    let dst = &mut dst_row[t * geo.out_w..(t + 1) * geo.out_w];
+                    let Some(ih) = geo.input_row(oh, i) else {
+                        dst.fill(0.0);
+                        continue;
+                    };
+                    let src = &src_plane[ih * geo.width..(ih + 1) * geo.width];
+                    dst[..valid.start].fill(0.0);
+                    dst[valid.end..].fill(0.0);
+                    if valid.is_empty() {
+                        continue;
+                    }
+                    let first = valid.start * s + j - geo.padding;
+                    let dst = &mut dst[valid.clone()];
+                    if s == 1 {
+                        dst.copy_from_slice(&src[first..first + dst.len()]);
+                    } else {
+                        for (d, &v) in dst.iter_mut().zip(src[first..].iter().step_by(s)) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every entry of `col` (`[col_rows, rows.len() * out_w]`) to the
+/// input pixel it was read from in `x` (`[channels, height, width]`). Padding taps are dropped.
+/// Contributions are added in a fixed order (channel, kernel row, kernel column, output pixel).
+pub fn col2im_add(geo: &PatchGeometry, col: &[f32], rows: Range<usize>, x: &mut [f32]) {
+    let plane = geo.height * geo.width;
+    let tile = rows.len() * geo.out_w;
+    assert!(
+        x.len() >= geo.channels * plane,
+        "col2im_add: image too short"
+    );
+    assert!(
+        col.len() >= geo.col_rows() * tile,
+        "col2im_add: column buffer too short"
+    );
+    assert!(rows.end <= geo.out_h, "col2im_add: rows beyond the output");
+    let s = geo.stride;
+    for c in 0..geo.channels {
+        let dst_plane = &mut x[c * plane..(c + 1) * plane];
+        for i in 0..geo.kernel_h {
+            for j in 0..geo.kernel_w {
+                let r = (c * geo.kernel_h + i) * geo.kernel_w + j;
+                let src_row = &col[r * tile..(r + 1) * tile];
+                let valid = geo.valid_range(j, geo.width, geo.out_w);
+                if valid.is_empty() {
+                    continue;
+                }
+                let first = valid.start * s + j - geo.padding;
+                for (t, oh) in rows.clone().enumerate() {
+                    let Some(ih) = geo.input_row(oh, i) else {
+                        continue;
+                    };
+                    let src = &src_row[t * geo.out_w..(t + 1) * geo.out_w][valid.clone()];
+                    let dst = &mut dst_plane[ih * geo.width..(ih + 1) * geo.width];
+                    if s == 1 {
+                        let dst = &mut dst[first..first + src.len()];
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                    } else {
+                        for (d, &v) in dst[first..].iter_mut().step_by(s).zip(src) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn geometry() -> impl Strategy<Value = PatchGeometry> {
+        (
+            1usize..4,
+            1usize..8,
+            1usize..8,
+            1usize..6,
+            1usize..6,
+            1usize..4,
+            0usize..3,
+        )
+            .prop_filter_map(
+                "window larger than the padded image",
+                |(channels, height, width, kernel_h, kernel_w, stride, padding)| {
+                    let ph = (height + 2 * padding).checked_sub(kernel_h)?;
+                    let pw = (width + 2 * padding).checked_sub(kernel_w)?;
+                    Some(PatchGeometry {
+                        channels,
+                        height,
+                        width,
+                        kernel_h,
+                        kernel_w,
+                        stride,
+                        padding,
+                        out_h: ph / stride + 1,
+                        out_w: pw / stride + 1,
+                    })
+                },
+            )
+    }
+
+    /// The column matrix entry straight from the definition.
+    fn naive(geo: &PatchGeometry, x: &[f32], r: usize, oh: usize, ow: usize) -> f32 {
+        let (c, i, j) = (
+            r / (geo.kernel_h * geo.kernel_w),
+            r / geo.kernel_w % geo.kernel_h,
+            r % geo.kernel_w,
+        );
+        let ih = (oh * geo.stride + i) as isize - geo.padding as isize;
+        let iw = (ow * geo.stride + j) as isize - geo.padding as isize;
+        if ih < 0 || iw < 0 || ih >= geo.height as isize || iw >= geo.width as isize {
+            0.0
+        } else {
+            x[(c * geo.height + ih as usize) * geo.width + iw as usize]
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn im2col_matches_definition(geo in geometry(), band in (0usize..8, 0usize..8), seed in any::<u32>()) {
+            let x: Vec<f32> = (0..geo.channels * geo.height * geo.width)
+                .map(|i| (i as u32).wrapping_mul(2654435761).wrapping_add(seed) as f32 / 4e9).collect();
+            let r0 = band.0 % geo.out_h;
+            let r1 = (r0 + 1 + band.1).min(geo.out_h);
+            let tile = (r1 - r0) * geo.out_w;
+            let mut col = vec![f32::NAN; geo.col_rows() * tile];
+            im2col(&geo, &x, r0..r1, &mut col);
+            for r in 0..geo.col_rows() {
+                for oh in r0..r1 {
+                    for ow in 0..geo.out_w {
+                        let got = col[r * tile + (oh - r0) * geo.out_w + ow];
+                        prop_assert_eq!(got, naive(&geo, &x, r, oh, ow), "row {} pixel ({}, {})", r, oh, ow);
+                    }
+                }
+            }
+        }
+
+        /// <im2col(x), c> == <x, col2im(c)>, with integer values so the sums are exact.
+        #[test]
+        fn col2im_is_the_adjoint(geo in geometry(), seed in any::<u32>()) {
+            let n = geo.channels * geo.height * geo.width;
+            let tile = geo.out_h * geo.out_w;
+            let val = |i: usize, k: u32| ((i as u32).wrapping_mul(2654435761) ^ seed ^ k) % 7;
+            let x: Vec<f32> = (0..n).map(|i| val(i, 1) as f32 - 3.0).collect();
+            let c: Vec<f32> = (0..geo.col_rows() * tile).map(|i| val(i, 2) as f32 - 3.0).collect();
+            let mut col = vec![0.0; c.len()];
+            im2col(&geo, &x, 0..geo.out_h, &mut col);
+            let lhs: f64 = col.iter().zip(&c).map(|(&a, &b)| (a * b) as f64).sum();
+            // Two bands must add up to the whole.
+            let mut back = vec![0.0; n];
+            let split = geo.out_h / 2;
+            let mut lower = vec![0.0; geo.col_rows() * split * geo.out_w];
+            let mut upper = vec![0.0; geo.col_rows() * (geo.out_h - split) * geo.out_w];
+            for r in 0..geo.col_rows() {
+                let (lo, hi) = c[r * tile..(r + 1) * tile].split_at(split * geo.out_w);
+                lower[r * lo.len()..(r + 1) * lo.len()].copy_from_slice(lo);
+                upper[r * hi.len()..(r + 1) * hi.len()].copy_from_slice(hi);
+            }
+            col2im_add(&geo, &lower, 0..split, &mut back);
+            col2im_add(&geo, &upper, split..geo.out_h, &mut back);
+            let rhs: f64 = back.iter().zip(&x).map(|(&a, &b)| (a * b) as f64).sum();
+            prop_assert_eq!(lhs, rhs);
+        }
+    }
+}
