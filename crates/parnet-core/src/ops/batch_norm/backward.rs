@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::forward::{lane_sum, lane_sum2, plane};
+use super::forward::{lane_sums, plane};
 use super::planes_by_channel;
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::tensor::Buffer;
@@ -16,8 +16,10 @@ use crate::tensor::Buffer;
 /// Backward state of [`super::batch_norm2d_train`] / [`super::batch_norm2d_eval`]; inputs are
 /// `(x, gamma, beta)`.
 pub(super) struct BatchNormBackward {
-    /// Per-channel mean subtracted in the forward (batch or running).
+    /// Per-channel mean subtracted in the forward (batch or running), as `mean + mean_lo`: the
+    /// kernels form `x - mean` as `(x - mean) - mean_lo` (`mean_lo` is 0 in eval mode).
     pub mean: Vec<f32>,
+    pub mean_lo: Vec<f32>,
     /// Per-channel `1 / sqrt(var + eps)` used in the forward.
     pub invstd: Vec<f32>,
     /// Whether the statistics came from the batch (training) and are differentiated through.
@@ -54,15 +56,18 @@ impl BackwardOp for BatchNormBackward {
             .into_par_iter()
             .enumerate()
             .map(|(ch, dx_planes)| {
-                let mean = self.mean[ch];
+                let (mean, mean_lo) = (self.mean[ch], self.mean_lo[ch]);
                 let invstd = self.invstd[ch] as f64;
                 let xs = (0..n).map(|i| plane(x, c, hw, i, ch));
                 let dys = (0..n).map(|i| plane(dy, c, hw, i, ch));
                 let mut sum_dy = 0.0f64;
                 let mut sum_dy_xmu = 0.0f64;
                 for (xp, dyp) in xs.clone().zip(dys.clone()) {
-                    sum_dy += lane_sum(dyp, |g| g as f64);
-                    sum_dy_xmu += lane_sum2(dyp, xp, |g, v| g as f64 * (v - mean) as f64);
+                    let (s, s_xmu) = lane_sums(dyp, xp, |g, v| {
+                        (g as f64, g as f64 * ((v - mean) - mean_lo) as f64)
+                    });
+                    sum_dy += s;
+                    sum_dy_xmu += s_xmu;
                 }
                 if let Some(dx_planes) = dx_planes {
                     // dx = a * (dy - b - (x - mean) * k)
@@ -77,7 +82,7 @@ impl BackwardOp for BatchNormBackward {
                     };
                     for ((dxp, xp), dyp) in dx_planes.into_iter().zip(xs).zip(dys) {
                         for ((d, &v), &g) in dxp.iter_mut().zip(xp).zip(dyp) {
-                            *d = a * (g - b - (v - mean) * k);
+                            *d = a * (g - b - ((v - mean) - mean_lo) * k);
                         }
                     }
                 }

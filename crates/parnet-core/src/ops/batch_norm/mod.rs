@@ -2,9 +2,11 @@
 //! (batch statistics, differentiated through) and eval mode (running statistics, constants), plus
 //! the PyTorch running-statistics update.
 //!
-//! Statistics are accumulated in f64, two-pass per channel (mean, then squared deviations). Work is
-//! split one rayon task per channel; every reduction runs in a fixed order inside its task, so the
-//! results do not depend on the number of threads.
+//! Statistics are accumulated in f64 in one pass per channel (sums of shifted values and of their
+//! squares), then a second pass normalises (from cache when a channel fits). The backward likewise
+//! makes one reduction pass and one pass writing `dx`. Work is split one rayon task per channel;
+//! every reduction runs in a fixed order inside its task, so the results do not depend on the
+//! number of threads.
 
 mod backward;
 mod forward;
@@ -68,7 +70,8 @@ pub fn batch_norm2d_train(
     };
     let y = Tensor::from_op(out, x.shape().clone(), &[x, gamma, beta], || {
         BatchNormBackward {
-            mean: moments.iter().map(|s| s.mean_f32).collect(),
+            mean: moments.iter().map(|s| s.mean_hi).collect(),
+            mean_lo: moments.iter().map(|s| s.mean_lo).collect(),
             invstd: moments.iter().map(|s| s.invstd).collect(),
             through_stats: true,
         }
@@ -129,6 +132,7 @@ pub fn batch_norm2d_eval(
         &[x, gamma, beta],
         || BatchNormBackward {
             mean: running_mean.to_vec(),
+            mean_lo: vec![0.0; c],
             invstd,
             through_stats: false,
         },

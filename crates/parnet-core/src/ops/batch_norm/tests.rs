@@ -86,6 +86,36 @@ proptest! {
     }
 }
 
+/// Data far off-centre (mean ~1000, spread ~0.01, first value an outlier for one channel):
+/// statistics and outputs stay accurate because the mean is carried in two f32 parts.
+#[test]
+fn off_centre_data_keeps_statistics_and_outputs_accurate() {
+    let (n, c, h, w) = (4, 2, 5, 5);
+    let dims = [n, c, h, w];
+    let mut x = shifted_values(n * c * h * w, 0.01, 1000.0, 31);
+    x[0] = 1000.5; // channel 0 starts with an outlier (the moments' shift)
+    let gamma = vec![1.0; c];
+    let beta = vec![0.0; c];
+    let (y, stats) = batch_norm2d_train(
+        &tensor(&x, &dims),
+        &tensor(&gamma, &[c]),
+        &tensor(&beta, &[c]),
+        EPS * 1e-6,
+    )
+    .unwrap();
+    let (mean, var_unbiased) = batch_stats_reference(&x, dims);
+    assert_close("mean", &stats.mean, &mean, 1e-7, 0.0);
+    assert_close(
+        "var_unbiased",
+        &stats.var_unbiased,
+        &var_unbiased,
+        1e-5,
+        0.0,
+    );
+    let reference = batch_norm2d_train_reference(&x, dims, &gamma, &beta, EPS as f64 * 1e-6);
+    assert_close("normalised", y.data(), &reference, 1e-5, 1e-5);
+}
+
 /// The two terms that come from differentiating through the batch statistics make `dx` orthogonal
 /// to both the constant and `xhat` per channel; dropping either term breaks one of these.
 #[test]
@@ -200,13 +230,18 @@ fn rejects_bad_shapes_and_arguments() {
     assert!(e.contains("positive"), "{e}");
 }
 
-/// Timing at a ParNet-sized activation: `cargo test -p parnet-core --release batch_norm_timing
-/// -- --ignored --nocapture`.
+/// Timing at a ParNet-sized activation (memory-bound) and at a cache-resident one:
+/// `cargo test -p parnet-core batch_norm_timing -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn batch_norm_timing() {
-    let dims = [64usize, 128, 32, 32];
-    let len: usize = dims.iter().product();
+    time_batch_norm([64, 128, 32, 32], 10);
+    time_batch_norm([8, 4, 32, 32], 1000);
+}
+
+fn time_batch_norm(dims: [usize; 4], reps: usize) {
+    let (len, c) = (dims.iter().product::<usize>(), dims[1]);
+    println!("{dims:?}:");
     let x = Tensor::from_vec(
         (0..len)
             .map(|i| ((i * 7919) % 1000) as f32 * 1e-3)
@@ -215,19 +250,18 @@ fn batch_norm_timing() {
     )
     .unwrap()
     .into_leaf();
-    let g = Tensor::from_vec(vec![1.0; 128], [128]).unwrap().into_leaf();
-    let b = Tensor::zeros([128]).into_leaf();
+    let g = Tensor::from_vec(vec![1.0; c], [c]).unwrap().into_leaf();
+    let b = Tensor::zeros([c]).into_leaf();
     let up = Buffer::filled(len, 0.5);
     let time = |what: &str, f: &mut dyn FnMut()| {
         f();
-        let reps = 10;
         let t = std::time::Instant::now();
         for _ in 0..reps {
             f();
         }
         let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
         println!(
-            "{what}: {ms:.2} ms ({:.1} GB/s of x)",
+            "  {what}: {ms:.3} ms ({:.1} GB/s of x)",
             len as f64 * 4.0 / ms / 1e6
         );
     };
@@ -243,8 +277,9 @@ fn batch_norm_timing() {
     });
     let (y, _) = batch_norm2d_train(&x, &g, &b, EPS).unwrap();
     let op = BatchNormBackward {
-        mean: vec![0.5; 128],
-        invstd: vec![1.0; 128],
+        mean: vec![0.5; c],
+        mean_lo: vec![0.0; c],
+        invstd: vec![1.0; c],
         through_stats: true,
     };
     let inputs = [x.clone(), g.clone(), b.clone()];
@@ -255,7 +290,7 @@ fn batch_norm_timing() {
         needs: &[true, true, true],
     };
     time("train backward kernel", &mut || drop(op.backward(&ctx)));
-    let (rm, rv) = (vec![0.1; 128], vec![1.0; 128]);
+    let (rm, rv) = (vec![0.1; c], vec![1.0; c]);
     time("eval forward", &mut || {
         drop(batch_norm2d_eval(&x.detach(), &g.detach(), &b.detach(), &rm, &rv, EPS).unwrap())
     });
