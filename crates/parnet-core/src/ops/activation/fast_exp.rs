@@ -24,7 +24,9 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(EXP_MIN_INPUT, EXP_MAX_INPUT);
-    let n = (xc * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC;
+    // The low mantissa bits of `shifted` hold n (offset by the magic's bits).
+    let shifted = xc * LOG2_E + ROUND_MAGIC;
+    let n = shifted - ROUND_MAGIC;
     let r = (xc - n * LN2_HI) - n * LN2_LO;
     let r2 = r * r;
     let p = (((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -34,8 +36,13 @@ pub fn exp_f32(x: f32) -> f32 {
         * r2
         + r
         + 1.0;
-    // n is an integer in [-126, 127]: the biased exponent is in [1, 254].
-    let two_to_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n is an integer in [-126, 127]: the biased exponent n + 127 is in [1, 254]. Integer ops on
+    // the bits (rather than `n as i32`, whose saturating cast does not vectorise).
+    let biased = shifted
+        .to_bits()
+        .wrapping_sub(ROUND_MAGIC.to_bits())
+        .wrapping_add(127);
+    let two_to_n = f32::from_bits(biased << 23);
     let y = p * two_to_n;
     if x > EXP_MAX_INPUT {
         f32::INFINITY

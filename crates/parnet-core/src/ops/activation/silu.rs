@@ -17,22 +17,27 @@ pub fn silu_scalar(x: f32) -> f32 {
     x / (1.0 + exp_f32(-x))
 }
 
+avx2_kernel! {
 /// `out[i] = silu(x[i])` (single-threaded slice kernel).
-pub fn silu_forward(x: &[f32], out: &mut [f32]) {
+pub fn silu_forward / silu_forward_portable(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "silu_forward: length mismatch");
     out.iter_mut()
         .zip(x)
         .for_each(|(o, &x)| *o = silu_scalar(x));
 }
-
-/// `x[i] = silu(x[i])` in place.
-pub fn silu_in_place(x: &mut [f32]) {
-    x.iter_mut().for_each(|v| *v = silu_scalar(*v));
 }
 
+avx2_kernel! {
+/// `x[i] = silu(x[i])` in place.
+pub fn silu_in_place / silu_in_place_portable(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = silu_scalar(*v));
+}
+}
+
+avx2_kernel! {
 /// `grad_in[i] = grad_out[i] * s * (1 + x (1 - s))` with `s = sigmoid(x[i])`, from the forward
 /// input `x` (the sigmoid is recomputed rather than stored).
-pub fn silu_backward(x: &[f32], grad_out: &[f32], grad_in: &mut [f32]) {
+pub fn silu_backward / silu_backward_portable(x: &[f32], grad_out: &[f32], grad_in: &mut [f32]) {
     assert!(
         x.len() == grad_out.len() && x.len() == grad_in.len(),
         "silu_backward: length mismatch"
@@ -44,6 +49,7 @@ pub fn silu_backward(x: &[f32], grad_out: &[f32], grad_in: &mut [f32]) {
             let s = 1.0 / (1.0 + exp_f32(-x));
             *gi = go * (s * (1.0 + x * (1.0 - s)));
         });
+}
 }
 
 struct SiluBackward;
@@ -129,5 +135,27 @@ mod tests {
         let mut b = x.clone();
         silu_in_place(&mut b);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn dispatched_and_portable_kernels_agree_bitwise() {
+        // On an AVX2 machine the public kernels run the AVX2 compilation; it must give the same
+        // bits as the portable one (4099: not a multiple of any vector width).
+        let mut x = to_f32(&random_values(4099, 30.0, 11));
+        x[..6].copy_from_slice(&[-100.0, 100.0, -88.5, 88.5, 0.0, -0.0]);
+        let g = to_f32(&random_values(x.len(), 1.0, 12));
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let (mut a, mut b) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        silu_forward(&x, &mut a);
+        silu_forward_portable(&x, &mut b);
+        assert_eq!(bits(&a), bits(&b));
+        let (mut c, mut d) = (x.clone(), x.clone());
+        silu_in_place(&mut c);
+        silu_in_place_portable(&mut d);
+        assert_eq!(bits(&c), bits(&d));
+        assert_eq!(bits(&a), bits(&c));
+        silu_backward(&x, &g, &mut a);
+        silu_backward_portable(&x, &g, &mut b);
+        assert_eq!(bits(&a), bits(&b));
     }
 }

@@ -222,4 +222,46 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn empty_planes_give_zero_gate_gradient() {
+        let x = Tensor::zeros([1, 2, 0, 3]);
+        let s = Tensor::from_vec(vec![1.0, 2.0], [1, 2, 1, 1])
+            .unwrap()
+            .into_leaf();
+        let y = mul_channel(&x, &s).unwrap();
+        assert_eq!(y.dims(), &[1, 2, 0, 3]);
+        y.backward_with(Buffer::from_vec(vec![])).unwrap();
+        assert_eq!(&s.grad().unwrap()[..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_thread_count() {
+        // 4 x 8 planes of 48x48 (several planes per task, several tasks).
+        let dims = [4, 8, 48, 48];
+        let len: usize = dims.iter().product();
+        let x = to_f32(&random_values(len, 1.0, 8));
+        let s = to_f32(&random_values(32, 1.0, 9));
+        let g = to_f32(&random_values(len, 1.0, 10));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let tx = Tensor::from_vec(x.clone(), dims).unwrap().into_leaf();
+                let ts = Tensor::from_vec(s.clone(), [4, 8, 1, 1])
+                    .unwrap()
+                    .into_leaf();
+                let y = mul_channel(&tx, &ts).unwrap();
+                y.backward_with(Buffer::from_slice(&g)).unwrap();
+                (
+                    y.to_vec(),
+                    tx.grad().unwrap().to_vec(),
+                    ts.grad().unwrap().to_vec(),
+                )
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
 }
