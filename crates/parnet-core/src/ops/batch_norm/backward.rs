@@ -51,7 +51,8 @@ impl BackwardOp for BatchNormBackward {
             None => (0..c).map(|_| None).collect(),
         };
 
-        // Per channel: (sum(dy), sum(dy * (x - mean))).
+        // Per channel: (sum(dy), sum(dy * (x - mean))); not needed for an eval-mode dx alone.
+        let need_sums = self.through_stats || ctx.needs_grad(1) || ctx.needs_grad(2);
         let sums: Vec<(f64, f64)> = dx_planes
             .into_par_iter()
             .enumerate()
@@ -62,7 +63,7 @@ impl BackwardOp for BatchNormBackward {
                 let dys = (0..n).map(|i| plane(dy, c, hw, i, ch));
                 let mut sum_dy = 0.0f64;
                 let mut sum_dy_xmu = 0.0f64;
-                for (xp, dyp) in xs.clone().zip(dys.clone()) {
+                for (xp, dyp) in xs.clone().zip(dys.clone()).filter(|_| need_sums) {
                     let (s, s_xmu) = lane_sums(dyp, xp, |g, v| {
                         (g as f64, g as f64 * ((v - mean) - mean_lo) as f64)
                     });

@@ -80,7 +80,12 @@ proptest! {
         };
         assert_close("batch_norm2d_eval", y.data(), &reference(&[x.clone(), gamma.clone(), beta.clone()]), 1e-5, 1e-5);
         check_gradients("batch_norm2d_eval",
-            &[GradInput::new(x, &dims), GradInput::new(gamma, &[c]), GradInput::new(beta, &[c])],
+            &[GradInput::new(x.clone(), &dims), GradInput::new(gamma.clone(), &[c]), GradInput::new(beta.clone(), &[c])],
+            |t| batch_norm2d_eval(&t[0], &t[1], &t[2], &mean32, &var32, EPS).unwrap(),
+            reference, GradTolerance::default(), seed);
+        // Only x wants a gradient (frozen affine parameters): the kernel skips the reductions.
+        check_gradients("batch_norm2d_eval (x only)",
+            &[GradInput::new(x, &dims), GradInput::constant(gamma, &[c]), GradInput::constant(beta, &[c])],
             |t| batch_norm2d_eval(&t[0], &t[1], &t[2], &mean32, &var32, EPS).unwrap(),
             reference, GradTolerance::default(), seed);
     }
