@@ -1,0 +1,7 @@
+//! Weights and tensors in safetensors files, written atomically (temporary file, then rename).
+
+mod safetensors_io;
+
+pub use safetensors_io::{
+    NamedTensor, load_module, read_tensors, save_module, write_atomic, write_tensors,
+};

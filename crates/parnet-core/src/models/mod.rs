@@ -1,0 +1,3 @@
+//! Models built from the engine's layers.
+
+pub mod parnet;

@@ -1,0 +1,224 @@
+//! The generic ParNet block (spec 2.2), in its training form (3x3 conv+BN, 1x1 conv+BN) and its
+//! reparameterized form (one 3x3 conv with bias, spec 5).
+
+use super::config::Activation;
+use super::plan::BlockSpec;
+use crate::Param;
+use crate::error::Result;
+use crate::nn::{BatchNorm2d, Conv2d, Ctx, Init, Module, StateBuffer, join_name};
+use crate::ops::activation::{relu, sigmoid, silu};
+use crate::ops::conv2d::Conv2dParams;
+use crate::ops::elementwise::{mul_channel, scale};
+use crate::ops::pool::{avg_pool2d_2x2, global_avg_pool};
+use crate::ops::{add, channel::channel_shuffle};
+use crate::tensor::Tensor;
+
+/// A convolution followed by batch norm (keys `<prefix>.conv.*`, `<prefix>.bn.*`).
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm2d,
+}
+
+impl ConvBn {
+    pub fn new(
+        prefix: &str,
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        params: Conv2dParams,
+        init: Init,
+    ) -> Result<ConvBn> {
+        Ok(ConvBn {
+            conv: Conv2d::new(
+                &join_name(prefix, "conv"),
+                cin,
+                cout,
+                kernel,
+                params,
+                false,
+                init,
+            )?,
+            bn: BatchNorm2d::new(&join_name(prefix, "bn"), cout)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        self.bn.forward(&self.conv.forward(x, ctx.track_grad)?, ctx)
+    }
+
+    /// The conv with the BN folded in (eval statistics): `W' = t·W`, `b = β − μ·t`,
+    /// `t = γ/sqrt(σ²+ε)` (spec 5.1), in f64.
+    pub fn folded(&self) -> (Vec<f64>, Vec<f64>) {
+        let (t, c) = self.bn.eval_affine();
+        let w = self.conv.weight.to_vec();
+        let per_out = w.len() / t.len();
+        let weight = w
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v as f64 * t[i / per_out])
+            .collect();
+        (weight, c)
+    }
+}
+
+impl Module for ConvBn {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        self.conv.visit_params(f);
+        self.bn.visit_params(f);
+    }
+
+    fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
+        self.bn.visit_buffers(f);
+    }
+}
+
+/// The conv branches of a block.
+pub enum Branches {
+    /// Training form: `rbr_dense` (3x3 conv+BN) and `rbr_1x1` (1x1 conv+BN, after a 2x2 average
+    /// pool when the stride is 2; key `rbr_1x1.1.*` then, as in the official code).
+    Train { dense: ConvBn, one_by_one: ConvBn },
+    /// Deploy form: `rbr_reparam`, one 3x3 conv with bias.
+    Fused { conv: Conv2d },
+}
+
+/// One block: conv branches, optional gated identity BN (case A), SE gate, activation, and a
+/// channel shuffle after the activation when grouped.
+pub struct RepBlock {
+    pub spec: BlockSpec,
+    pub branches: Branches,
+    /// `rbr_identity`: present exactly in case A.
+    pub identity: Option<BatchNorm2d>,
+    /// `se.cvsig.conv`: 1x1, no bias, groups as the block.
+    pub se: Conv2d,
+    pub activation: Activation,
+    /// Gate factor of case B (2 as in the official code, or 1).
+    pub gate_factor: f32,
+}
+
+impl RepBlock {
+    pub fn new(
+        spec: &BlockSpec,
+        activation: Activation,
+        double_gate: bool,
+        init: Init,
+    ) -> Result<RepBlock> {
+        let p = |name: &str| join_name(&spec.prefix, name);
+        let dense = ConvBn::new(
+            &p("rbr_dense"),
+            spec.cin,
+            spec.cout,
+            3,
+            Conv2dParams::new(spec.stride, 1, spec.groups),
+            init,
+        )?;
+        let one_prefix = if spec.stride == 1 {
+            p("rbr_1x1")
+        } else {
+            p("rbr_1x1.1")
+        };
+        let one_by_one = ConvBn::new(
+            &one_prefix,
+            spec.cin,
+            spec.cout,
+            1,
+            Conv2dParams::new(1, 0, spec.groups),
+            init,
+        )?;
+        let identity = if spec.has_identity() {
+            Some(BatchNorm2d::new(&p("rbr_identity"), spec.cin)?)
+        } else {
+            None
+        };
+        let se = Conv2d::new(
+            &p("se.cvsig.conv"),
+            spec.cin,
+            spec.cout,
+            1,
+            Conv2dParams::new(1, 0, spec.groups),
+            false,
+            init,
+        )?;
+        Ok(RepBlock {
+            spec: spec.clone(),
+            branches: Branches::Train { dense, one_by_one },
+            identity,
+            se,
+            activation,
+            gate_factor: if double_gate { 2.0 } else { 1.0 },
+        })
+    }
+
+    /// `x [N, cin, H, W]` -> `[N, cout, H/s, W/s]`.
+    pub fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        let convs = match &self.branches {
+            Branches::Train { dense, one_by_one } => {
+                let d = dense.forward(x, ctx)?;
+                let pooled;
+                let one_in = if self.spec.stride == 2 {
+                    pooled = avg_pool2d_2x2(x)?;
+                    &pooled
+                } else {
+                    x
+                };
+                add(&d, &one_by_one.forward(one_in, ctx)?)?
+            }
+            Branches::Fused { conv } => conv.forward(x, ctx.track_grad)?,
+        };
+        let y = match &self.identity {
+            // Case A: the gate multiplies the BN'd identity only; its GAP is of the BN output.
+            Some(bn) => {
+                let i = bn.forward(x, ctx)?;
+                let gate = sigmoid(&self.se.forward(&global_avg_pool(&i)?, ctx.track_grad)?);
+                add(&convs, &mul_channel(&i, &gate)?)?
+            }
+            // Case B: the gate multiplies the conv sum; its GAP is of the raw input.
+            None => {
+                let mut gate = sigmoid(&self.se.forward(&global_avg_pool(x)?, ctx.track_grad)?);
+                if self.gate_factor != 1.0 {
+                    gate = scale(&gate, self.gate_factor);
+                }
+                mul_channel(&convs, &gate)?
+            }
+        };
+        let y = match self.activation {
+            Activation::Silu => silu(&y),
+            Activation::Relu => relu(&y),
+        };
+        if self.spec.groups > 1 {
+            channel_shuffle(&y, 2)
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// Whether this block is in deploy form.
+    pub fn is_fused(&self) -> bool {
+        matches!(self.branches, Branches::Fused { .. })
+    }
+}
+
+impl Module for RepBlock {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        match &self.branches {
+            Branches::Train { dense, one_by_one } => {
+                dense.visit_params(f);
+                one_by_one.visit_params(f);
+            }
+            Branches::Fused { conv } => conv.visit_params(f),
+        }
+        if let Some(bn) = &self.identity {
+            bn.visit_params(f);
+        }
+        self.se.visit_params(f);
+    }
+
+    fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
+        if let Branches::Train { dense, one_by_one } = &self.branches {
+            dense.visit_buffers(f);
+            one_by_one.visit_buffers(f);
+        }
+        if let Some(bn) = &self.identity {
+            bn.visit_buffers(f);
+        }
+    }
+}

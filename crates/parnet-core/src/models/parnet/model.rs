@@ -1,0 +1,240 @@
+//! The whole network in the forward order of spec 2.11, with the three streams on concurrent
+//! rayon tasks.
+
+use super::block::{ConvBn, RepBlock};
+use super::config::{Activation, ParNetConfig};
+use super::fusion::FusionBlock;
+use super::info::ModelInfo;
+use super::plan::{FinalSpec, Plan};
+use crate::Param;
+use crate::error::{Result, invalid, shape_error};
+use crate::nn::{Conv2d, Ctx, Init, Linear, Module, StateBuffer};
+use crate::ops::activation::{relu, silu};
+use crate::ops::conv2d::Conv2dParams;
+use crate::ops::dropout::dropout;
+use crate::ops::pool::global_avg_pool;
+use crate::reparam::fuse_block;
+use crate::tensor::Tensor;
+
+/// The layer after the last fusion.
+pub enum FinalLayer {
+    /// ImageNet: the wide downsampling block.
+    Block(RepBlock),
+    /// CIFAR, training form: 1x1 conv + BN, then the activation.
+    ConvBn(ConvBn),
+    /// CIFAR, deploy form: 1x1 conv with the BN folded in, then the activation.
+    Conv(Conv2d),
+}
+
+/// A ParNet: stem, three streams, merge path, head.
+pub struct ParNet {
+    pub config: ParNetConfig,
+    pub plan: Plan,
+    pub stem: Vec<RepBlock>,
+    pub streams: [Vec<RepBlock>; 3],
+    pub down0: RepBlock,
+    pub fuse1: FusionBlock,
+    pub fuse2: FusionBlock,
+    pub final_layer: FinalLayer,
+    pub head: Linear,
+}
+
+fn run_chain(blocks: &[RepBlock], x: Tensor, ctx: Ctx) -> Result<Tensor> {
+    blocks.iter().try_fold(x, |x, b| b.forward(&x, ctx))
+}
+
+impl ParNet {
+    /// A freshly initialised model (PyTorch default init, seeded).
+    pub fn new(config: ParNetConfig, seed: u64) -> Result<ParNet> {
+        let plan = Plan::new(&config);
+        let init = Init::new(seed);
+        let (act, dg) = (config.activation, config.double_gate);
+        let block = |s| RepBlock::new(s, act, dg, init);
+        let stem = plan.stem.iter().map(block).collect::<Result<Vec<_>>>()?;
+        let mut streams: [Vec<RepBlock>; 3] = Default::default();
+        for (out, specs) in streams.iter_mut().zip(&plan.streams) {
+            *out = specs.iter().map(block).collect::<Result<Vec<_>>>()?;
+        }
+        let final_layer = match &plan.final_layer {
+            FinalSpec::Block(s) => FinalLayer::Block(block(s)?),
+            FinalSpec::Conv1x1 { prefix, cin, cout } => FinalLayer::ConvBn(ConvBn::new(
+                prefix,
+                *cin,
+                *cout,
+                1,
+                Conv2dParams::new(1, 0, 1),
+                init,
+            )?),
+        };
+        Ok(ParNet {
+            down0: block(&plan.down0)?,
+            fuse1: FusionBlock::new(&plan.fuse1, act, dg, init)?,
+            fuse2: FusionBlock::new(&plan.fuse2, act, dg, init)?,
+            head: Linear::new("head.fc", plan.head.0, plan.head.1, init)?,
+            stem,
+            streams,
+            final_layer,
+            plan,
+            config,
+        })
+    }
+
+    /// Parameters, multiply-adds, depth and per-layer shapes for a square input.
+    pub fn info(&self, image_size: usize) -> ModelInfo {
+        self.plan.info(image_size)
+    }
+
+    /// Whether the model is in deploy (reparameterized) form.
+    pub fn is_fused(&self) -> bool {
+        self.down0.is_fused()
+    }
+
+    /// Refuses inputs the network cannot take, before any work is done.
+    pub fn check_input(&self, x: &Tensor) -> Result<()> {
+        let m = self.config.size_multiple();
+        match x.shape().nchw() {
+            Some((n, 3, h, w)) if n > 0 && h > 0 && w > 0 && h % m == 0 && w % m == 0 => Ok(()),
+            Some((_, 3, h, w)) if h % m != 0 || w % m != 0 => Err(shape_error(
+                "parnet",
+                format!(
+                    "{}: input height and width must be multiples of {m} (every stride-2 block needs an even input); got {h}x{w}",
+                    self.config.name
+                ),
+                &[x.dims()],
+            )),
+            _ => Err(shape_error(
+                "parnet",
+                "expected an input of shape [N, 3, H, W] with N, H, W > 0",
+                &[x.dims()],
+            )),
+        }
+    }
+
+    /// Logits `[N, classes]` for images `[N, 3, H, W]`.
+    pub fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        self.check_input(x)?;
+        let n_stem = self.stem.len();
+        let x0 = run_chain(&self.stem[..n_stem - 2], x.clone(), ctx)?;
+        let stream = |s: usize, x: Tensor| run_chain(&self.streams[s], x, ctx);
+        // Stream 0 runs while the stem goes on to feed streams 1 and 2.
+        let rest = |x0: &Tensor| -> Result<(Tensor, Tensor)> {
+            let x1 = self.stem[n_stem - 2].forward(x0, ctx)?;
+            let deeper = |x1: &Tensor| -> Result<Tensor> {
+                stream(2, self.stem[n_stem - 1].forward(x1, ctx)?)
+            };
+            let (y1, y2) = if ctx.parallel_streams {
+                rayon::join(|| stream(1, x1.clone()), || deeper(&x1))
+            } else {
+                (stream(1, x1.clone()), deeper(&x1))
+            };
+            Ok((y1?, y2?))
+        };
+        let (y0, rest) = if ctx.parallel_streams {
+            rayon::join(|| stream(0, x0.clone()), || rest(&x0))
+        } else {
+            (stream(0, x0.clone()), rest(&x0))
+        };
+        let (y0, (y1, y2)) = (y0?, rest?);
+        let d0 = self.down0.forward(&y0, ctx)?;
+        let d1 = self.fuse1.forward(&y1, &d0, ctx)?;
+        let z = self.fuse2.forward(&y2, &d1, ctx)?;
+        let z = match &self.final_layer {
+            FinalLayer::Block(b) => b.forward(&z, ctx)?,
+            FinalLayer::ConvBn(cb) => self.activate(&cb.forward(&z, ctx)?),
+            FinalLayer::Conv(c) => self.activate(&c.forward(&z, ctx.track_grad)?),
+        };
+        let pooled = global_avg_pool(&z)?;
+        let (n, c) = (pooled.dims()[0], pooled.dims()[1]);
+        let mut features = pooled.reshape([n, c])?;
+        if ctx.train && self.config.dropout > 0.0 {
+            features = dropout(&features, self.config.dropout, ctx.with_seed_offset(1).seed)?;
+        }
+        self.head.forward(&features, ctx.track_grad)
+    }
+
+    fn activate(&self, x: &Tensor) -> Tensor {
+        match self.config.activation {
+            Activation::Silu => silu(x),
+            Activation::Relu => relu(x),
+        }
+    }
+
+    /// The deploy model (spec 5): every block reparameterized, the CIFAR final conv's BN folded.
+    pub fn fused(&self) -> Result<ParNet> {
+        let fuse_all =
+            |blocks: &[RepBlock]| blocks.iter().map(fuse_block).collect::<Result<Vec<_>>>();
+        let mut streams: [Vec<RepBlock>; 3] = Default::default();
+        for (out, blocks) in streams.iter_mut().zip(&self.streams) {
+            *out = fuse_all(blocks)?;
+        }
+        let final_layer = match &self.final_layer {
+            FinalLayer::Block(b) => FinalLayer::Block(fuse_block(b)?),
+            FinalLayer::ConvBn(cb) => {
+                let (w, b) = cb.folded();
+                let c = &cb.conv;
+                FinalLayer::Conv(Conv2d::from_values(
+                    &c.weight.name().trim_end_matches(".weight").to_string(),
+                    w.iter().map(|&v| v as f32).collect(),
+                    Some(b.iter().map(|&v| v as f32).collect()),
+                    c.in_channels,
+                    c.out_channels,
+                    1,
+                    c.params,
+                )?)
+            }
+            FinalLayer::Conv(c) => FinalLayer::Conv(c.deep_clone()),
+        };
+        Ok(ParNet {
+            config: self.config.clone(),
+            plan: self.plan.clone(),
+            stem: fuse_all(&self.stem)?,
+            streams,
+            down0: fuse_block(&self.down0)?,
+            fuse1: self.fuse1.fused()?,
+            fuse2: self.fuse2.fused()?,
+            final_layer,
+            head: self.head.deep_clone(),
+        })
+    }
+
+    /// Sets the dropout probability (0 disables it); must be in [0, 1).
+    pub fn set_dropout(&mut self, p: f32) -> Result<()> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(invalid("parnet", format!("dropout {p} must be in [0, 1)")));
+        }
+        self.config.dropout = p;
+        Ok(())
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = &RepBlock> {
+        self.stem
+            .iter()
+            .chain(self.streams.iter().flatten())
+            .chain(std::iter::once(&self.down0))
+    }
+}
+
+impl Module for ParNet {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        self.blocks().for_each(|b| b.visit_params(f));
+        self.fuse1.visit_params(f);
+        self.fuse2.visit_params(f);
+        match &self.final_layer {
+            FinalLayer::Block(b) => b.visit_params(f),
+            FinalLayer::ConvBn(cb) => cb.visit_params(f),
+            FinalLayer::Conv(c) => c.visit_params(f),
+        }
+        self.head.visit_params(f);
+    }
+
+    fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
+        self.blocks().for_each(|b| b.visit_buffers(f));
+        self.fuse1.visit_buffers(f);
+        self.fuse2.visit_buffers(f);
+        match &self.final_layer {
+            FinalLayer::Block(b) => b.visit_buffers(f),
+            FinalLayer::ConvBn(cb) => cb.visit_buffers(f),
+            FinalLayer::Conv(_) => {}
+        }
+    }
+}

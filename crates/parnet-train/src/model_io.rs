@@ -1,0 +1,85 @@
+//! Building models by name and moving their weights in and out of safetensors files.
+//!
+//! A weights file written here carries metadata (`model`, `classes`, `activation`, `widths`,
+//! `form`) so that later commands need nothing else to rebuild the model.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use parnet_core::io::{load_module, read_tensors, save_module};
+use parnet_core::models::parnet::{Activation, ParNet, ParNetConfig};
+
+/// What identifies a model apart from its weights.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub name: String,
+    pub classes: Option<usize>,
+    pub activation: Activation,
+    pub width_mult: Option<f64>,
+}
+
+impl ModelSpec {
+    /// The configuration: the named variant with the class count (default 1000 for ImageNet
+    /// variants, 10 for `parnet-cifar`), activation and width multiplier applied.
+    pub fn config(&self) -> Result<ParNetConfig> {
+        let default_classes = if self.name.contains("cifar") {
+            10
+        } else {
+            1000
+        };
+        let mut cfg = ParNetConfig::from_name(&self.name, self.classes.unwrap_or(default_classes))?;
+        if let Some(m) = self.width_mult {
+            cfg = cfg.with_width_mult(m)?;
+        }
+        cfg.activation = self.activation;
+        Ok(cfg)
+    }
+}
+
+/// The metadata saved with a model's weights.
+pub fn weights_metadata(model: &ParNet) -> HashMap<String, String> {
+    let c = &model.config;
+    HashMap::from([
+        ("model".to_string(), c.name.clone()),
+        ("classes".to_string(), c.num_classes.to_string()),
+        ("activation".to_string(), c.activation.name().to_string()),
+        ("widths".to_string(), format!("{:?}", c.widths)),
+        (
+            "form".to_string(),
+            if model.is_fused() { "fused" } else { "train" }.to_string(),
+        ),
+    ])
+}
+
+/// Whether a weights file holds the deploy (fused) form.
+pub fn file_is_fused(path: &Path) -> Result<bool> {
+    let (tensors, _) = read_tensors(path)?;
+    Ok(tensors.iter().any(|t| t.name.contains("rbr_reparam")))
+}
+
+/// Builds the model described by `spec` and loads `weights` into it, in whichever form the file
+/// holds; with `fused`, the result is the deploy model either way.
+pub fn load_model(spec: &ModelSpec, weights: &Path, fused: bool) -> Result<ParNet> {
+    if !weights.exists() {
+        bail!("weights file {} does not exist", weights.display());
+    }
+    let cfg = spec.config()?;
+    let file_fused = file_is_fused(weights)?;
+    let mut model = ParNet::new(cfg, 0)?;
+    if file_fused {
+        model = model.fused()?;
+    }
+    load_module(&model, weights)
+        .with_context(|| format!("loading {} into {}", weights.display(), spec.name))?;
+    if fused && !file_fused {
+        model = model.fused()?;
+    }
+    Ok(model)
+}
+
+/// Saves a model's weights with their metadata (atomically).
+pub fn save_model(model: &ParNet, path: &Path) -> Result<()> {
+    save_module(model, path, &weights_metadata(model))?;
+    Ok(())
+}
