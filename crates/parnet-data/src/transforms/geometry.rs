@@ -207,7 +207,8 @@ pub fn shorter_side_size(height: usize, width: usize, shorter: usize) -> (usize,
 
 /// Top-left corner of a centred `crop_h x crop_w` window (torchvision `CenterCrop` rounding).
 pub fn center_offsets(height: usize, width: usize, crop_h: usize, crop_w: usize) -> (usize, usize) {
-    let top = ((height.saturating_sub(crop_h)) as f64 / 2.0).round() as usize;
-    let left = ((width.saturating_sub(crop_w)) as f64 / 2.0).round() as usize;
+    // Python 3 `round` (ties to even), as torchvision.
+    let top = ((height.saturating_sub(crop_h)) as f64 / 2.0).round_ties_even() as usize;
+    let left = ((width.saturating_sub(crop_w)) as f64 / 2.0).round_ties_even() as usize;
     (top, left)
 }
