@@ -1,14 +1,6 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Benchmarks of parnet-core's kernels: the machine's FMA peak, the conv2d shapes, and timing
+//! helpers shared by the criterion benches (`benches/`) and the summary binaries (`src/bin/`).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod conv;
+pub mod fma;
+pub mod timing;

@@ -8,7 +8,9 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::forward::{PER_IMAGE_MIN_BATCH, bands, col_scratch_len, forward_unchecked};
+use super::forward::{
+    MIN_TASKS, PER_IMAGE_MIN_BATCH, bands, blocks, col_scratch_len, forward_unchecked,
+};
 use super::{Conv2dGeometry, Conv2dParams};
 use crate::error::Result;
 use crate::kernels::im2col::{PatchGeometry, col2im_add, im2col};
@@ -19,8 +21,6 @@ use crate::tensor::Buffer;
 const MAX_WEIGHT_PARTIALS: usize = 8;
 /// ... and together they hold at most this many floats (32 MiB).
 const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
-/// Elements per task when summing the partial weight gradients.
-const REDUCE_CHUNK: usize = 1 << 14;
 /// With fewer images than [`PER_IMAGE_MIN_BATCH`], the col2im input gradient splits each group's
 /// input channels into blocks until there are about this many tasks.
 const INPUT_GRAD_MIN_TASKS: usize = 8;
@@ -111,14 +111,18 @@ pub(super) fn backward_input_unchecked(
         let (cin_g, cout_g, kk) = (geo.in_per_group(), geo.out_per_group(), k * k);
         // flipped[g*cin_g + ci][co][i][j] = w[g*cout_g + co][ci][k-1-i][k-1-j]
         let mut flipped = Buffer::for_overwrite(w.len());
-        for (dst_index, dst) in flipped.chunks_mut(kk).enumerate() {
-            let (c_in, co) = (dst_index / cout_g, dst_index % cout_g);
-            let (g, ci) = (c_in / cin_g, c_in % cin_g);
-            let src = &w[((g * cout_g + co) * cin_g + ci) * kk..][..kk];
-            dst.iter_mut()
-                .zip(src.iter().rev())
-                .for_each(|(d, &s)| *d = s);
-        }
+        flipped
+            .par_chunks_mut(cout_g * kk)
+            .enumerate()
+            .for_each(|(c_in, dst)| {
+                let (g, ci) = (c_in / cin_g, c_in % cin_g);
+                for (co, dst) in dst.chunks_mut(kk).enumerate() {
+                    let src = &w[((g * cout_g + co) * cin_g + ci) * kk..][..kk];
+                    dst.iter_mut()
+                        .zip(src.iter().rev())
+                        .for_each(|(d, &s)| *d = s);
+                }
+            });
         let transposed = Conv2dGeometry {
             batch: geo.batch,
             in_channels: geo.out_channels,
@@ -229,8 +233,12 @@ fn input_grad_block(
     }
 }
 
-/// `dW_g = sum over images and bands of dY_band im2col(x)_band^T`, accumulated per fixed run of
-/// (image, band) units into partial sums that are added in run order.
+/// `dW_g = sum over images and bands of dY_band im2col(x)_band^T`.
+///
+/// The (image, band) units are cut into at most [`MAX_WEIGHT_PARTIALS`] fixed runs; each task
+/// takes one run, one group and one block of that group's input channels (so no im2col is done
+/// twice) and sums its units into its own `[Cout/g, block taps]` buffer. The buffers are then
+/// added in run order.
 pub(super) fn backward_weight_unchecked(
     geo: &Conv2dGeometry,
     x: &[f32],
@@ -239,98 +247,109 @@ pub(super) fn backward_weight_unchecked(
 ) {
     let bands = bands(geo);
     let units = geo.batch * bands.len();
-    let partials = MAX_WEIGHT_PARTIALS
+    let runs = MAX_WEIGHT_PARTIALS
         .min(WEIGHT_PARTIALS_BUDGET / dw.len().max(1))
         .clamp(1, units);
-    let per_partial = units.div_ceil(partials);
-    let partials = units.div_ceil(per_partial);
-    let scratch = col_scratch_len(geo, &bands);
-    let accumulate = |col: &mut [f32], run: Range<usize>, acc: &mut [f32]| {
-        for unit in run {
-            let (n, band) = (unit / bands.len(), &bands[unit % bands.len()]);
-            weight_grad_band(geo, x, dy, n, band, col, acc);
-        }
-    };
-    if partials == 1 {
-        dw.fill(0.0);
-        let mut col = Buffer::for_overwrite(scratch);
-        accumulate(&mut col, 0..units, dw);
-        return;
-    }
-    let sums: Vec<Buffer> = (0..partials)
-        .into_par_iter()
+    let per_run = units.div_ceil(runs);
+    let runs = units.div_ceil(per_run);
+    let groups = geo.params.groups;
+    let (cin_g, cout_g, kk) = (
+        geo.in_per_group(),
+        geo.out_per_group(),
+        geo.kernel_h * geo.kernel_w,
+    );
+    let channel_blocks = blocks(cin_g, MIN_TASKS.div_ceil(runs * groups), 1);
+    let scratch = col_scratch_len(geo, &bands, channel_blocks[0].len());
+    let tasks: Vec<(usize, usize, &Range<usize>)> = (0..runs)
+        .flat_map(|r| (0..groups).map(move |g| (r, g)))
+        .flat_map(|(r, g)| channel_blocks.iter().map(move |c| (r, g, c)))
+        .collect();
+    let sums: Vec<Buffer> = tasks
+        .par_iter()
         .map_init(
             || Buffer::for_overwrite(scratch),
-            |col, p| {
-                let mut acc = Buffer::zeros(dw.len());
-                accumulate(
-                    col,
-                    p * per_partial..((p + 1) * per_partial).min(units),
-                    &mut acc,
-                );
+            |col, &(run, g, channels)| {
+                let mut acc = Buffer::zeros(cout_g * channels.len() * kk);
+                for unit in run * per_run..((run + 1) * per_run).min(units) {
+                    let (n, band) = (unit / bands.len(), &bands[unit % bands.len()]);
+                    weight_grad_tile(geo, x, dy, n, band, g, channels, col, &mut acc);
+                }
                 acc
             },
         )
         .collect();
-    dw.par_chunks_mut(REDUCE_CHUNK)
+    // dw row (g, co): for each channel block, the sum over runs of that task's row co.
+    let tasks_per_run = groups * channel_blocks.len();
+    dw.par_chunks_mut(geo.taps_per_group())
         .enumerate()
-        .for_each(|(k, out)| {
-            let span = k * REDUCE_CHUNK..k * REDUCE_CHUNK + out.len();
-            out.copy_from_slice(&sums[0][span.clone()]);
-            for s in &sums[1..] {
-                out.iter_mut()
-                    .zip(&s[span.clone()])
-                    .for_each(|(o, &v)| *o += v);
+        .for_each(|(row, dst)| {
+            let (g, co) = (row / cout_g, row % cout_g);
+            for (b, channels) in channel_blocks.iter().enumerate() {
+                let width = channels.len() * kk;
+                let dst = &mut dst[channels.start * kk..channels.end * kk];
+                for run in 0..runs {
+                    let sum = &sums[run * tasks_per_run + g * channel_blocks.len() + b];
+                    let src = &sum[co * width..(co + 1) * width];
+                    if run == 0 {
+                        dst.copy_from_slice(src);
+                    } else {
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                    }
+                }
             }
         });
 }
 
-/// `acc += dY_band im2col(x)_band^T` for every group of image `n`.
-fn weight_grad_band(
+/// `acc += dY_band im2col(x)_band^T` for image `n`, group `g` and its input channels `channels`:
+/// `acc` is `[Cout/g, channels.len() * KH * KW]`.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_tile(
     geo: &Conv2dGeometry,
     x: &[f32],
     dy: &[f32],
     n: usize,
     band: &Range<usize>,
+    g: usize,
+    channels: &Range<usize>,
     col: &mut [f32],
     acc: &mut [f32],
 ) {
-    let (cin_g, cout_g, taps) = (
-        geo.in_per_group(),
-        geo.out_per_group(),
-        geo.taps_per_group(),
-    );
+    let (cin_g, cout_g) = (geo.in_per_group(), geo.out_per_group());
+    let taps = channels.len() * geo.kernel_h * geo.kernel_w;
     let pixels = band.len() * geo.out_w;
     let plane_in = geo.height * geo.width;
     let plane_out = geo.out_h * geo.out_w;
-    let patches = geo.patches();
-    for g in 0..geo.params.groups {
-        let x_group = &x[(n * geo.in_channels + g * cin_g) * plane_in..][..cin_g * plane_in];
-        let dy_band = MatRef {
-            data: &dy[(n * geo.out_channels + g * cout_g) * plane_out + band.start * geo.out_w..],
-            rows: cout_g,
+    let x_block = &x[(n * geo.in_channels + g * cin_g + channels.start) * plane_in..]
+        [..channels.len() * plane_in];
+    let dy_band = MatRef {
+        data: &dy[(n * geo.out_channels + g * cout_g) * plane_out + band.start * geo.out_w..],
+        rows: cout_g,
+        cols: pixels,
+        row_stride: plane_out,
+        col_stride: 1,
+    };
+    let cols_t = if geo.is_pointwise() {
+        MatRef {
+            data: &x_block[band.start * geo.out_w..],
+            rows: channels.len(),
             cols: pixels,
-            row_stride: plane_out,
+            row_stride: plane_in,
             col_stride: 1,
+        }
+        .t()
+    } else {
+        let patches = PatchGeometry {
+            channels: channels.len(),
+            ..geo.patches()
         };
-        let cols_t = if geo.is_pointwise() {
-            MatRef {
-                data: &x_group[band.start * geo.out_w..],
-                rows: cin_g,
-                cols: pixels,
-                row_stride: plane_in,
-                col_stride: 1,
-            }
-            .t()
-        } else {
-            im2col(&patches, x_group, band.clone(), col);
-            MatRef::row_major(&col[..taps * pixels], taps, pixels).t()
-        };
-        let acc_group = MatMut::row_major(
-            &mut acc[g * cout_g * taps..(g + 1) * cout_g * taps],
-            cout_g,
-            taps,
-        );
-        gemm(1.0, dy_band, cols_t, 1.0, acc_group);
-    }
+        im2col(&patches, x_block, band.clone(), col);
+        MatRef::row_major(&col[..taps * pixels], taps, pixels).t()
+    };
+    gemm(
+        1.0,
+        dy_band,
+        cols_t,
+        1.0,
+        MatMut::row_major(acc, cout_g, taps),
+    );
 }

@@ -201,6 +201,26 @@ proptest! {
     }
 }
 
+/// Few images and many output channels: the forward splits output channels into blocks (of at
+/// least 256), which the random shapes above never reach.
+#[test]
+fn output_channel_blocks_match_reference() {
+    let cases = [
+        ([1, 4, 7, 6], [520, 4, 3, 3], Conv2dParams::new(1, 1, 1)),
+        ([2, 8, 5, 5], [1040, 4, 3, 3], Conv2dParams::new(2, 1, 2)),
+        ([1, 6, 4, 4], [600, 6, 1, 1], Conv2dParams::new(1, 0, 1)),
+    ];
+    for (k, (x_dims, w_dims, params)) in cases.into_iter().enumerate() {
+        let case = Case {
+            x_dims,
+            w_dims,
+            params,
+            bias: true,
+        };
+        check_kernels_against_reference(&case, k as u64);
+    }
+}
+
 /// Forward, input, weight and bias gradients of `case` as raw bits, computed in `pool`.
 fn all_outputs_in(pool: &rayon::ThreadPool, case: &Case) -> Vec<Vec<u32>> {
     let geo = case.geo();
@@ -244,6 +264,8 @@ fn results_do_not_depend_on_thread_count() {
         ([2, 16, 33, 30], [16, 8, 3, 3], Conv2dParams::new(2, 1, 2)),
         // Pointwise.
         ([3, 16, 30, 30], [24, 16, 1, 1], Conv2dParams::new(1, 0, 1)),
+        // Output channel blocks.
+        ([1, 4, 7, 6], [520, 4, 3, 3], Conv2dParams::new(1, 1, 1)),
     ];
     for (x_dims, w_dims, params) in cases {
         let case = Case {

@@ -1,0 +1,20 @@
+//! Wall-clock timing: median of repeated runs after warm-up.
+
+use std::time::{Duration, Instant};
+
+/// Runs `f` `warmup` times, then at least `min_runs` times and for at least `min_time`, and
+/// returns the median run time in seconds.
+pub fn median_secs(warmup: usize, min_runs: usize, min_time: Duration, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < min_runs || start.elapsed() < min_time {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
