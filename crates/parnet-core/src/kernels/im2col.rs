@@ -3,7 +3,8 @@
 //! The column matrix of an image has one row per (channel, kernel row, kernel column) tap, in that
 //! order, and one column per output pixel (row-major over the output grid), so a convolution is
 //! `weight [Cout, C*KH*KW] x col [C*KH*KW, pixels]`. Both functions work on a band of whole output
-//! rows, so a caller can tile the output and keep the column matrix small.
+//! rows, so a caller can tile the output and keep the column matrix small, and take the column
+//! matrix's row stride, so the bands of several images can sit side by side in one matrix.
 
 use std::ops::Range;
 
@@ -52,13 +53,24 @@ impl PatchGeometry {
 }
 
 /// Writes the column matrix of output rows `rows` of image `x` (`[channels, height, width]`) into
-/// `col`, a row-major `[col_rows, rows.len() * out_w]` matrix. Padding taps are written as zeros.
-pub fn im2col(geo: &PatchGeometry, x: &[f32], rows: Range<usize>, col: &mut [f32]) {
+/// `col`, a `[col_rows, rows.len() * out_w]` matrix whose rows start `col_stride` apart
+/// (`col_stride >= rows.len() * out_w`). Padding taps are written as zeros.
+pub fn im2col(
+    geo: &PatchGeometry,
+    x: &[f32],
+    rows: Range<usize>,
+    col: &mut [f32],
+    col_stride: usize,
+) {
     let plane = geo.height * geo.width;
     let tile = rows.len() * geo.out_w;
     assert!(x.len() >= geo.channels * plane, "im2col: image too short");
     assert!(
-        col.len() >= geo.col_rows() * tile,
+        tile <= col_stride,
+        "im2col: column stride shorter than the band"
+    );
+    assert!(
+        col.len() + col_stride >= geo.col_rows() * col_stride + tile,
         "im2col: column buffer too short"
     );
     assert!(rows.end <= geo.out_h, "im2col: rows beyond the output");
@@ -68,7 +80,7 @@ pub fn im2col(geo: &PatchGeometry, x: &[f32], rows: Range<usize>, col: &mut [f32
         for i in 0..geo.kernel_h {
             for j in 0..geo.kernel_w {
                 let r = (c * geo.kernel_h + i) * geo.kernel_w + j;
-                let dst_row = &mut col[r * tile..(r + 1) * tile];
+                let dst_row = &mut col[r * col_stride..r * col_stride + tile];
                 let valid = geo.valid_range(j, geo.width, geo.out_w);
                 for (t, oh) in rows.clone().enumerate() {
                     let dst = &mut dst_row[t * geo.out_w..(t + 1) * geo.out_w];
@@ -97,10 +109,17 @@ pub fn im2col(geo: &PatchGeometry, x: &[f32], rows: Range<usize>, col: &mut [f32
     }
 }
 
-/// The adjoint of [`im2col`]: adds every entry of `col` (`[col_rows, rows.len() * out_w]`) to the
-/// input pixel it was read from in `x` (`[channels, height, width]`). Padding taps are dropped.
-/// Contributions are added in a fixed order (channel, kernel row, kernel column, output pixel).
-pub fn col2im_add(geo: &PatchGeometry, col: &[f32], rows: Range<usize>, x: &mut [f32]) {
+/// The adjoint of [`im2col`]: adds every entry of `col` (`[col_rows, rows.len() * out_w]`, rows
+/// `col_stride` apart) to the input pixel it was read from in `x` (`[channels, height, width]`).
+/// Padding taps are dropped. Contributions are added in a fixed order (channel, kernel row,
+/// kernel column, output pixel).
+pub fn col2im_add(
+    geo: &PatchGeometry,
+    col: &[f32],
+    col_stride: usize,
+    rows: Range<usize>,
+    x: &mut [f32],
+) {
     let plane = geo.height * geo.width;
     let tile = rows.len() * geo.out_w;
     assert!(
@@ -108,7 +127,11 @@ pub fn col2im_add(geo: &PatchGeometry, col: &[f32], rows: Range<usize>, x: &mut 
         "col2im_add: image too short"
     );
     assert!(
-        col.len() >= geo.col_rows() * tile,
+        tile <= col_stride,
+        "col2im_add: column stride shorter than the band"
+    );
+    assert!(
+        col.len() + col_stride >= geo.col_rows() * col_stride + tile,
         "col2im_add: column buffer too short"
     );
     assert!(rows.end <= geo.out_h, "col2im_add: rows beyond the output");
@@ -118,7 +141,7 @@ pub fn col2im_add(geo: &PatchGeometry, col: &[f32], rows: Range<usize>, x: &mut 
         for i in 0..geo.kernel_h {
             for j in 0..geo.kernel_w {
                 let r = (c * geo.kernel_h + i) * geo.kernel_w + j;
-                let src_row = &col[r * tile..(r + 1) * tile];
+                let src_row = &col[r * col_stride..r * col_stride + tile];
                 let valid = geo.valid_range(j, geo.width, geo.out_w);
                 if valid.is_empty() {
                     continue;
@@ -204,12 +227,15 @@ mod tests {
             let r0 = band.0 % geo.out_h;
             let r1 = (r0 + 1 + band.1).min(geo.out_h);
             let tile = (r1 - r0) * geo.out_w;
-            let mut col = vec![f32::NAN; geo.col_rows() * tile];
-            im2col(&geo, &x, r0..r1, &mut col);
+            // Rows `stride` apart with a gap after each, which must stay untouched.
+            let stride = tile + band.1 % 3;
+            let mut col = vec![f32::NAN; geo.col_rows() * stride];
+            im2col(&geo, &x, r0..r1, &mut col, stride);
             for r in 0..geo.col_rows() {
+                prop_assert!(col[r * stride + tile..(r + 1) * stride].iter().all(|v| v.is_nan()));
                 for oh in r0..r1 {
                     for ow in 0..geo.out_w {
-                        let got = col[r * tile + (oh - r0) * geo.out_w + ow];
+                        let got = col[r * stride + (oh - r0) * geo.out_w + ow];
                         prop_assert_eq!(got, naive(&geo, &x, r, oh, ow), "row {} pixel ({}, {})", r, oh, ow);
                     }
                 }
@@ -225,20 +251,14 @@ mod tests {
             let x: Vec<f32> = (0..n).map(|i| val(i, 1) as f32 - 3.0).collect();
             let c: Vec<f32> = (0..geo.col_rows() * tile).map(|i| val(i, 2) as f32 - 3.0).collect();
             let mut col = vec![0.0; c.len()];
-            im2col(&geo, &x, 0..geo.out_h, &mut col);
+            im2col(&geo, &x, 0..geo.out_h, &mut col, tile);
             let lhs: f64 = col.iter().zip(&c).map(|(&a, &b)| (a * b) as f64).sum();
-            // Two bands must add up to the whole.
+            // Two bands, read in place from the full matrix (row stride `tile`), must add up to
+            // the whole.
             let mut back = vec![0.0; n];
             let split = geo.out_h / 2;
-            let mut lower = vec![0.0; geo.col_rows() * split * geo.out_w];
-            let mut upper = vec![0.0; geo.col_rows() * (geo.out_h - split) * geo.out_w];
-            for r in 0..geo.col_rows() {
-                let (lo, hi) = c[r * tile..(r + 1) * tile].split_at(split * geo.out_w);
-                lower[r * lo.len()..(r + 1) * lo.len()].copy_from_slice(lo);
-                upper[r * hi.len()..(r + 1) * hi.len()].copy_from_slice(hi);
-            }
-            col2im_add(&geo, &lower, 0..split, &mut back);
-            col2im_add(&geo, &upper, split..geo.out_h, &mut back);
+            col2im_add(&geo, &c, tile, 0..split, &mut back);
+            col2im_add(&geo, &c[split * geo.out_w..], tile, split..geo.out_h, &mut back);
             let rhs: f64 = back.iter().zip(&x).map(|(&a, &b)| (a * b) as f64).sum();
             prop_assert_eq!(lhs, rhs);
         }

@@ -9,16 +9,16 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::forward::{
-    MIN_TASKS, PER_IMAGE_MIN_BATCH, bands, blocks, col_scratch_len, forward_unchecked,
+    MIN_TASKS, PER_IMAGE_MIN_BATCH, Tiling, blocks, forward_unchecked, tile_columns,
 };
 use super::{Conv2dGeometry, Conv2dParams};
 use crate::error::Result;
-use crate::kernels::im2col::{PatchGeometry, col2im_add, im2col};
+use crate::kernels::im2col::{PatchGeometry, col2im_add};
 use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
 
 /// At most this many per-task partial weight gradients are summed.
-const MAX_WEIGHT_PARTIALS: usize = 8;
+const MAX_WEIGHT_PARTIALS: usize = 16;
 /// ... and together they hold at most this many floats (32 MiB).
 const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
 /// With fewer images than [`PER_IMAGE_MIN_BATCH`], the col2im input gradient splits each group's
@@ -141,67 +141,116 @@ pub(super) fn backward_input_unchecked(
     }
 }
 
-/// `dx = col2im(W_g^T dY_g)` per image, group and block of input channels (each task owns a
-/// contiguous block of `dx` and adds its bands in order).
+/// The output gradient of one tile, `[Cout/g, images * band pixels]`: a view of `dy` for a
+/// single image, else gathered into `scratch`.
+fn tile_output_grad<'a>(
+    geo: &Conv2dGeometry,
+    dy: &'a [f32],
+    images: &Range<usize>,
+    band: &Range<usize>,
+    g: usize,
+    scratch: &'a mut [f32],
+) -> MatRef<'a> {
+    let cout_g = geo.out_per_group();
+    let plane_out = geo.out_h * geo.out_w;
+    let band_pixels = band.len() * geo.out_w;
+    let start = |n: usize, r: usize| {
+        (n * geo.out_channels + g * cout_g + r) * plane_out + band.start * geo.out_w
+    };
+    if images.len() == 1 {
+        return MatRef {
+            data: &dy[start(images.start, 0)..],
+            rows: cout_g,
+            cols: band_pixels,
+            row_stride: plane_out,
+            col_stride: 1,
+        };
+    }
+    let pixels = images.len() * band_pixels;
+    for r in 0..cout_g {
+        for (k, n) in images.clone().enumerate() {
+            scratch[r * pixels + k * band_pixels..][..band_pixels]
+                .copy_from_slice(&dy[start(n, r)..][..band_pixels]);
+        }
+    }
+    MatRef::row_major(&scratch[..cout_g * pixels], cout_g, pixels)
+}
+
+/// `dx = col2im(W_g^T dY_g)` per image chunk, group and block of input channels: each task owns
+/// those channels' planes of `dx` in every image of its chunk and adds its bands in order.
 fn input_grad_col2im(geo: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
-    let bands = bands(geo);
+    let tiling = Tiling::new(geo);
+    let chunks = tiling.chunks(geo.batch);
     let (cin_g, groups) = (geo.in_per_group(), geo.params.groups);
-    let blocks_per_group = if geo.batch >= PER_IMAGE_MIN_BATCH {
+    let wanted = if geo.batch >= PER_IMAGE_MIN_BATCH {
         1
     } else {
-        INPUT_GRAD_MIN_TASKS
-            .div_ceil(geo.batch * groups)
-            .clamp(1, cin_g)
+        INPUT_GRAD_MIN_TASKS.div_ceil(chunks.len() * groups)
     };
-    let block = cin_g.div_ceil(blocks_per_group);
+    let channel_blocks = blocks(cin_g, wanted, 1);
     let plane = geo.height * geo.width;
-    // Cut dx into (image, group, channel block) pieces, in memory order.
-    let mut pieces: Vec<(usize, usize, Range<usize>, &mut [f32])> = Vec::new();
+    // Cut dx into (image, group, channel block) pieces, in memory order, and hand each to the
+    // task of its (chunk, group, block).
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..chunks.len() * groups * channel_blocks.len())
+        .map(|_| Vec::new())
+        .collect();
     let mut rest = dx;
     for n in 0..geo.batch {
         for g in 0..groups {
-            for c0 in (0..cin_g).step_by(block) {
-                let c1 = (c0 + block).min(cin_g);
-                let (piece, tail) = rest.split_at_mut((c1 - c0) * plane);
-                pieces.push((n, g, c0..c1, piece));
+            for (b, channels) in channel_blocks.iter().enumerate() {
+                let (piece, tail) = rest.split_at_mut(channels.len() * plane);
+                tasks[((n / tiling.images) * groups + g) * channel_blocks.len() + b].push(piece);
                 rest = tail;
             }
         }
     }
-    let scratch = block
-        * geo.kernel_h
-        * geo.kernel_w
-        * bands.iter().map(|b| b.len()).max().unwrap_or(0)
-        * geo.out_w;
-    pieces.into_par_iter().for_each_init(
-        || Buffer::for_overwrite(scratch),
-        |col, (n, g, channels, piece)| {
-            input_grad_block(geo, dy, w, &bands, n, g, channels, col, piece);
+    let kk = geo.kernel_h * geo.kernel_w;
+    let pixels = tiling.max_pixels(geo);
+    let dcol_len = channel_blocks[0].len() * kk * pixels;
+    let dy_len = if tiling.images > 1 {
+        geo.out_per_group() * pixels
+    } else {
+        0
+    };
+    tasks.into_par_iter().enumerate().for_each_init(
+        || {
+            (
+                Buffer::for_overwrite(dcol_len),
+                Buffer::for_overwrite(dy_len),
+            )
+        },
+        |(dcol, dy_scratch), (t, mut pieces)| {
+            let chunk = &chunks[t / (groups * channel_blocks.len())];
+            let g = t / channel_blocks.len() % groups;
+            let channels = &channel_blocks[t % channel_blocks.len()];
+            for piece in pieces.iter_mut() {
+                piece.fill(0.0);
+            }
+            for band in &tiling.bands {
+                let dy_tile = tile_output_grad(geo, dy, chunk, band, g, dy_scratch);
+                input_grad_tile(geo, w, g, channels, band, dy_tile, dcol, &mut pieces);
+            }
         },
     );
 }
 
-/// The input gradient of input channels `channels` of group `g` of image `n` into `dx_block`.
+/// `pieces[k] += col2im(W_block^T dY_tile)` for the images `k` of one tile, where `W_block` is
+/// the weight of input channels `channels` of group `g`.
 #[allow(clippy::too_many_arguments)]
-fn input_grad_block(
+fn input_grad_tile(
     geo: &Conv2dGeometry,
-    dy: &[f32],
     w: &[f32],
-    bands: &[Range<usize>],
-    n: usize,
     g: usize,
-    channels: Range<usize>,
-    col: &mut [f32],
-    dx_block: &mut [f32],
+    channels: &Range<usize>,
+    band: &Range<usize>,
+    dy_tile: MatRef<'_>,
+    dcol: &mut [f32],
+    pieces: &mut [&mut [f32]],
 ) {
     let (cout_g, taps) = (geo.out_per_group(), geo.taps_per_group());
     let kk = geo.kernel_h * geo.kernel_w;
-    let plane_out = geo.out_h * geo.out_w;
-    let patches = PatchGeometry {
-        channels: channels.len(),
-        ..geo.patches()
-    };
     let rows = channels.len() * kk;
+    let pixels = dy_tile.cols;
     // W_g^T restricted to these channels' taps: [rows, cout_g], element (r, co) at co * taps + r.
     let w_t = MatRef {
         data: &w[g * cout_g * taps + channels.start * kk..],
@@ -210,56 +259,62 @@ fn input_grad_block(
         row_stride: 1,
         col_stride: taps,
     };
-    let dy_group = &dy[(n * geo.out_channels + g * cout_g) * plane_out..];
-    dx_block.fill(0.0);
-    for band in bands {
-        let pixels = band.len() * geo.out_w;
-        let dy_band = MatRef {
-            data: &dy_group[band.start * geo.out_w..],
-            rows: cout_g,
-            cols: pixels,
-            row_stride: plane_out,
-            col_stride: 1,
-        };
-        let dcol = &mut col[..rows * pixels];
-        gemm(
-            1.0,
-            w_t,
-            dy_band,
-            0.0,
-            MatMut::row_major(dcol, rows, pixels),
+    let dcol = &mut dcol[..rows * pixels];
+    gemm(
+        1.0,
+        w_t,
+        dy_tile,
+        0.0,
+        MatMut::row_major(dcol, rows, pixels),
+    );
+    let patches = PatchGeometry {
+        channels: channels.len(),
+        ..geo.patches()
+    };
+    let band_pixels = band.len() * geo.out_w;
+    for (k, piece) in pieces.iter_mut().enumerate() {
+        col2im_add(
+            &patches,
+            &dcol[k * band_pixels..],
+            pixels,
+            band.clone(),
+            piece,
         );
-        col2im_add(&patches, dcol, band.clone(), dx_block);
     }
 }
 
-/// `dW_g = sum over images and bands of dY_band im2col(x)_band^T`.
+/// `dW_g = sum over tiles of dY_tile im2col(x)_tile^T`.
 ///
-/// The (image, band) units are cut into at most [`MAX_WEIGHT_PARTIALS`] fixed runs; each task
-/// takes one run, one group and one block of that group's input channels (so no im2col is done
-/// twice) and sums its units into its own `[Cout/g, block taps]` buffer. The buffers are then
-/// added in run order.
+/// The tiles (image chunk, band) are cut into at most [`MAX_WEIGHT_PARTIALS`] fixed runs; each
+/// task takes one run, one group and one block of that group's input channels (so no im2col is
+/// done twice) and sums its tiles into its own `[Cout/g, block taps]` buffer. The buffers are
+/// then added in run order.
 pub(super) fn backward_weight_unchecked(
     geo: &Conv2dGeometry,
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
 ) {
-    let bands = bands(geo);
-    let units = geo.batch * bands.len();
+    let tiling = Tiling::new(geo);
+    let chunks = tiling.chunks(geo.batch);
+    let bands = &tiling.bands;
+    let units = chunks.len() * bands.len();
     let runs = MAX_WEIGHT_PARTIALS
         .min(WEIGHT_PARTIALS_BUDGET / dw.len().max(1))
         .clamp(1, units);
-    let per_run = units.div_ceil(runs);
-    let runs = units.div_ceil(per_run);
+    // Run r takes units [r * units / runs, (r + 1) * units / runs): sizes differ by at most one.
+    let run_units = |r: usize| r * units / runs..(r + 1) * units / runs;
     let groups = geo.params.groups;
-    let (cin_g, cout_g, kk) = (
-        geo.in_per_group(),
-        geo.out_per_group(),
-        geo.kernel_h * geo.kernel_w,
-    );
-    let channel_blocks = blocks(cin_g, MIN_TASKS.div_ceil(runs * groups), 1);
-    let scratch = col_scratch_len(geo, &bands, channel_blocks[0].len());
+    let (cout_g, kk) = (geo.out_per_group(), geo.kernel_h * geo.kernel_w);
+    let channel_blocks = blocks(geo.in_per_group(), MIN_TASKS.div_ceil(runs * groups), 1);
+    let col_len = tiling.col_len(geo, channel_blocks[0].len());
+    let dy_len = if tiling.images > 1 {
+        cout_g * tiling.max_pixels(geo)
+    } else {
+        0
+    };
+    let image_in = geo.in_channels * geo.height * geo.width;
+    let in_place = tiling.reads_in_place(geo);
     let tasks: Vec<(usize, usize, &Range<usize>)> = (0..runs)
         .flat_map(|r| (0..groups).map(move |g| (r, g)))
         .flat_map(|(r, g)| channel_blocks.iter().map(move |c| (r, g, c)))
@@ -267,12 +322,36 @@ pub(super) fn backward_weight_unchecked(
     let sums: Vec<Buffer> = tasks
         .par_iter()
         .map_init(
-            || Buffer::for_overwrite(scratch),
-            |col, &(run, g, channels)| {
-                let mut acc = Buffer::zeros(cout_g * channels.len() * kk);
-                for unit in run * per_run..((run + 1) * per_run).min(units) {
-                    let (n, band) = (unit / bands.len(), &bands[unit % bands.len()]);
-                    weight_grad_tile(geo, x, dy, n, band, g, channels, col, &mut acc);
+            || {
+                (
+                    Buffer::for_overwrite(col_len),
+                    Buffer::for_overwrite(dy_len),
+                )
+            },
+            |(col, dy_scratch), &(run, g, channels)| {
+                let taps = channels.len() * kk;
+                let mut acc = Buffer::zeros(cout_g * taps);
+                for unit in run_units(run) {
+                    let (images, band) = (&chunks[unit / bands.len()], &bands[unit % bands.len()]);
+                    let dy_tile = tile_output_grad(geo, dy, images, band, g, dy_scratch);
+                    let x_chunk = &x[images.start * image_in..images.end * image_in];
+                    let cols = tile_columns(
+                        geo,
+                        x_chunk,
+                        images.len(),
+                        band,
+                        g,
+                        channels.clone(),
+                        in_place,
+                        col,
+                    );
+                    gemm(
+                        1.0,
+                        dy_tile,
+                        cols.t(),
+                        1.0,
+                        MatMut::row_major(&mut acc, cout_g, taps),
+                    );
                 }
                 acc
             },
@@ -298,58 +377,4 @@ pub(super) fn backward_weight_unchecked(
                 }
             }
         });
-}
-
-/// `acc += dY_band im2col(x)_band^T` for image `n`, group `g` and its input channels `channels`:
-/// `acc` is `[Cout/g, channels.len() * KH * KW]`.
-#[allow(clippy::too_many_arguments)]
-fn weight_grad_tile(
-    geo: &Conv2dGeometry,
-    x: &[f32],
-    dy: &[f32],
-    n: usize,
-    band: &Range<usize>,
-    g: usize,
-    channels: &Range<usize>,
-    col: &mut [f32],
-    acc: &mut [f32],
-) {
-    let (cin_g, cout_g) = (geo.in_per_group(), geo.out_per_group());
-    let taps = channels.len() * geo.kernel_h * geo.kernel_w;
-    let pixels = band.len() * geo.out_w;
-    let plane_in = geo.height * geo.width;
-    let plane_out = geo.out_h * geo.out_w;
-    let x_block = &x[(n * geo.in_channels + g * cin_g + channels.start) * plane_in..]
-        [..channels.len() * plane_in];
-    let dy_band = MatRef {
-        data: &dy[(n * geo.out_channels + g * cout_g) * plane_out + band.start * geo.out_w..],
-        rows: cout_g,
-        cols: pixels,
-        row_stride: plane_out,
-        col_stride: 1,
-    };
-    let cols_t = if geo.is_pointwise() {
-        MatRef {
-            data: &x_block[band.start * geo.out_w..],
-            rows: channels.len(),
-            cols: pixels,
-            row_stride: plane_in,
-            col_stride: 1,
-        }
-        .t()
-    } else {
-        let patches = PatchGeometry {
-            channels: channels.len(),
-            ..geo.patches()
-        };
-        im2col(&patches, x_block, band.clone(), col);
-        MatRef::row_major(&col[..taps * pixels], taps, pixels).t()
-    };
-    gemm(
-        1.0,
-        dy_band,
-        cols_t,
-        1.0,
-        MatMut::row_major(acc, cout_g, taps),
-    );
 }

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::{Conv2dGeometry, Conv2dParams};
 use crate::error::{Result, shape_error};
-use crate::kernels::im2col::im2col;
+use crate::kernels::im2col::{PatchGeometry, im2col};
 use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
 
@@ -27,22 +27,67 @@ pub(super) const MIN_TASKS: usize = 4;
 /// ... but blocks keep at least this many output channels (each block repeats the im2col).
 const MIN_BLOCK_CHANNELS: usize = 256;
 
-/// The bands of output rows the kernels work on: about `COL_BUDGET / taps` pixels each (within
-/// `MIN_BAND_PIXELS..=MAX_BAND_PIXELS`), whole rows, near-equal sizes. Depends only on the shape.
-pub(super) fn bands(geo: &Conv2dGeometry) -> Vec<Range<usize>> {
-    let taps = if geo.is_pointwise() {
-        1
-    } else {
-        geo.taps_per_group()
-    };
-    let target = (COL_BUDGET / taps).clamp(MIN_BAND_PIXELS, MAX_BAND_PIXELS);
-    let rows = ((target + geo.out_w / 2) / geo.out_w).clamp(1, geo.out_h);
-    let count = geo.out_h.div_ceil(rows);
-    let rows = geo.out_h.div_ceil(count);
-    (0..geo.out_h)
-        .step_by(rows)
-        .map(|r| r..(r + rows).min(geo.out_h))
-        .collect()
+/// How the output is cut into GEMM tiles: bands of whole output rows of about
+/// `COL_BUDGET / taps` pixels (within `MIN_BAND_PIXELS..=MAX_BAND_PIXELS`), and, when a whole
+/// image fits in one band, chunks of several images laid side by side in one tile. Depends only
+/// on the shape.
+pub(super) struct Tiling {
+    pub bands: Vec<Range<usize>>,
+    /// Images per chunk (more than 1 only with a single band).
+    pub images: usize,
+}
+
+impl Tiling {
+    pub fn new(geo: &Conv2dGeometry) -> Self {
+        let taps = if geo.is_pointwise() {
+            1
+        } else {
+            geo.taps_per_group()
+        };
+        let target = (COL_BUDGET / taps).clamp(MIN_BAND_PIXELS, MAX_BAND_PIXELS);
+        let rows = ((target + geo.out_w / 2) / geo.out_w).clamp(1, geo.out_h);
+        let count = geo.out_h.div_ceil(rows);
+        let rows = geo.out_h.div_ceil(count);
+        let bands: Vec<Range<usize>> = (0..geo.out_h)
+            .step_by(rows)
+            .map(|r| r..(r + rows).min(geo.out_h))
+            .collect();
+        let plane = geo.out_h * geo.out_w;
+        let images = if bands.len() == 1 {
+            ((target + plane / 2) / plane).clamp(1, geo.batch.max(1))
+        } else {
+            1
+        };
+        Tiling { bands, images }
+    }
+
+    /// The image chunks: `images` consecutive images each (the last may have fewer).
+    pub fn chunks(&self, batch: usize) -> Vec<Range<usize>> {
+        (0..batch)
+            .step_by(self.images)
+            .map(|n| n..(n + self.images).min(batch))
+            .collect()
+    }
+
+    /// Pixels (GEMM columns) of the widest tile.
+    pub fn max_pixels(&self, geo: &Conv2dGeometry) -> usize {
+        let widest = self.bands.iter().map(|b| b.len()).max().unwrap_or(0);
+        self.images * widest * geo.out_w
+    }
+
+    /// Whether tiles read the image in place (pointwise, one image per tile) instead of im2col.
+    pub fn reads_in_place(&self, geo: &Conv2dGeometry) -> bool {
+        geo.is_pointwise() && self.images == 1
+    }
+
+    /// Floats of column scratch for `channels` input channels over the widest tile.
+    pub fn col_len(&self, geo: &Conv2dGeometry, channels: usize) -> usize {
+        if self.reads_in_place(geo) {
+            0
+        } else {
+            channels * geo.kernel_h * geo.kernel_w * self.max_pixels(geo)
+        }
+    }
 }
 
 /// Splits `0..len` into at most `wanted` near-equal blocks of at least `min_len` (one block if
@@ -56,19 +101,51 @@ pub(super) fn blocks(len: usize, wanted: usize, min_len: usize) -> Vec<Range<usi
         .collect()
 }
 
-/// Floats of column scratch a task needs for `channels` input channels over the widest of
-/// `bands` (none for pointwise convolutions, which read the image directly).
-pub(super) fn col_scratch_len(
+/// The column matrix of one tile: output rows `band` of the images of `x_chunk` (consecutive
+/// `[Cin, H, W]` images), group `g`, input channels `channels` of that group, side by side.
+/// Returns it as a `[channels * KH * KW, images * band pixels]` view, of the image itself when
+/// `in_place`, else written into `col`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tile_columns<'a>(
     geo: &Conv2dGeometry,
-    bands: &[Range<usize>],
-    channels: usize,
-) -> usize {
-    if geo.is_pointwise() {
-        0
-    } else {
-        let widest = bands.iter().map(|b| b.len()).max().unwrap_or(0);
-        channels * geo.kernel_h * geo.kernel_w * widest * geo.out_w
+    x_chunk: &'a [f32],
+    images: usize,
+    band: &Range<usize>,
+    g: usize,
+    channels: Range<usize>,
+    in_place: bool,
+    col: &'a mut [f32],
+) -> MatRef<'a> {
+    let band_pixels = band.len() * geo.out_w;
+    let pixels = images * band_pixels;
+    let plane_in = geo.height * geo.width;
+    let image_in = geo.in_channels * plane_in;
+    let first = g * geo.in_per_group() + channels.start;
+    if in_place {
+        return MatRef {
+            data: &x_chunk[first * plane_in + band.start * geo.out_w..],
+            rows: channels.len(),
+            cols: pixels,
+            row_stride: plane_in,
+            col_stride: 1,
+        };
     }
+    let patches = PatchGeometry {
+        channels: channels.len(),
+        ..geo.patches()
+    };
+    for k in 0..images {
+        let x_block = &x_chunk[k * image_in + first * plane_in..][..channels.len() * plane_in];
+        im2col(
+            &patches,
+            x_block,
+            band.clone(),
+            &mut col[k * band_pixels..],
+            pixels,
+        );
+    }
+    let taps = patches.col_rows();
+    MatRef::row_major(&col[..taps * pixels], taps, pixels)
 }
 
 /// Graph-free forward on slices: `out` (`[N, Cout, Ho, Wo]`, overwritten) = conv of `x`
@@ -111,113 +188,136 @@ pub(super) fn forward_unchecked(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let bands = bands(geo);
-    let scratch = col_scratch_len(geo, &bands, geo.in_per_group());
+    let tiling = Tiling::new(geo);
+    let scratch = tiling.col_len(geo, geo.in_per_group());
     let image_in = geo.in_channels * geo.height * geo.width;
     let plane_out = geo.out_h * geo.out_w;
     let image_out = geo.out_channels * plane_out;
-    let cout_g = geo.out_per_group();
+    let (cout_g, groups, m) = (geo.out_per_group(), geo.params.groups, tiling.images);
     if geo.batch >= PER_IMAGE_MIN_BATCH {
-        // Whole images per task; each band's GEMM writes straight into the image's output.
-        out.par_chunks_mut(image_out)
-            .zip(x.par_chunks(image_in))
+        // One task per image chunk. With one image per chunk, each band's GEMM writes straight
+        // into the output; otherwise into a tile that is then copied to the images.
+        let tile_len = if m > 1 {
+            cout_g * tiling.max_pixels(geo)
+        } else {
+            0
+        };
+        out.par_chunks_mut(m * image_out)
+            .zip(x.par_chunks(m * image_in))
             .for_each_init(
-                || Buffer::for_overwrite(scratch),
-                |col, (out_image, x_image)| {
-                    for band in &bands {
-                        for g in 0..geo.params.groups {
-                            let at = g * cout_g * plane_out + band.start * geo.out_w;
-                            let dst = &mut out_image[at..];
+                || {
+                    (
+                        Buffer::for_overwrite(scratch),
+                        Buffer::for_overwrite(tile_len),
+                    )
+                },
+                |(col, tile), (out_chunk, x_chunk)| {
+                    let images = x_chunk.len() / image_in;
+                    for band in &tiling.bands {
+                        let band_pixels = band.len() * geo.out_w;
+                        let pixels = images * band_pixels;
+                        for g in 0..groups {
                             let block = (g, 0..cout_g);
-                            forward_tile(geo, x_image, w, bias, band, block, col, dst, plane_out);
+                            if m == 1 {
+                                let dst = &mut out_chunk
+                                    [g * cout_g * plane_out + band.start * geo.out_w..];
+                                let t = (x_chunk, 1, band, block, &tiling);
+                                forward_tile(geo, t, w, bias, col, dst, plane_out);
+                                continue;
+                            }
+                            let t = (x_chunk, images, band, block, &tiling);
+                            forward_tile(geo, t, w, bias, col, tile, pixels);
+                            for (k, out_image) in out_chunk.chunks_mut(image_out).enumerate() {
+                                for r in 0..cout_g {
+                                    let src = &tile[r * pixels + k * band_pixels..][..band_pixels];
+                                    out_image[(g * cout_g + r) * plane_out..][..band_pixels]
+                                        .copy_from_slice(src);
+                                }
+                            }
                         }
                     }
                 },
             );
         return;
     }
-    // Few images: one task per (image, band, group, block of output channels) into its own
+    // Few images: one task per (image chunk, band, group, block of output channels) into its own
     // tile, then copied into place.
-    let tiles_per_group = MIN_TASKS.div_ceil(geo.batch * bands.len() * geo.params.groups);
-    let channel_blocks = blocks(cout_g, tiles_per_group, MIN_BLOCK_CHANNELS);
+    let chunks = tiling.chunks(geo.batch);
+    let bands = &tiling.bands;
+    let tasks_per_group = MIN_TASKS.div_ceil(chunks.len() * bands.len() * groups);
+    let channel_blocks = blocks(cout_g, tasks_per_group, MIN_BLOCK_CHANNELS);
     let block_len = channel_blocks[0].len();
-    let units: Vec<(usize, &Range<usize>, usize, &Range<usize>)> = (0..geo.batch)
+    let units: Vec<(&Range<usize>, &Range<usize>, usize, &Range<usize>)> = chunks
+        .iter()
         .flat_map(|n| bands.iter().map(move |b| (n, b)))
-        .flat_map(|(n, b)| (0..geo.params.groups).map(move |g| (n, b, g)))
+        .flat_map(|(n, b)| (0..groups).map(move |g| (n, b, g)))
         .flat_map(|(n, b, g)| channel_blocks.iter().map(move |c| (n, b, g, c)))
         .collect();
     let tiles: Vec<Buffer> = units
         .par_iter()
         .map_init(
             || Buffer::for_overwrite(scratch),
-            |col, &(n, band, g, channels)| {
-                let pixels = band.len() * geo.out_w;
+            |col, &(images, band, g, channels)| {
+                let pixels = images.len() * band.len() * geo.out_w;
                 let mut tile = Buffer::for_overwrite(channels.len() * pixels);
-                let x_image = &x[n * image_in..(n + 1) * image_in];
-                let block = (g, channels.clone());
-                forward_tile(geo, x_image, w, bias, band, block, col, &mut tile, pixels);
+                let x_chunk = &x[images.start * image_in..images.end * image_in];
+                let t = (x_chunk, images.len(), band, (g, channels.clone()), &tiling);
+                forward_tile(geo, t, w, bias, col, &mut tile, pixels);
                 tile
             },
         )
         .collect();
-    let tiles_per_band = geo.params.groups * channel_blocks.len();
+    let tiles_per_band = groups * channel_blocks.len();
     out.par_chunks_mut(plane_out)
         .enumerate()
         .for_each(|(row, dst)| {
             let (n, c) = (row / geo.out_channels, row % geo.out_channels);
+            let (chunk, k) = (n / m, n % m);
+            let images = chunks[chunk].len();
             let (g, local) = (c / cout_g, c % cout_g);
             let (block, r) = (local / block_len, local % block_len);
             for (b, band) in bands.iter().enumerate() {
-                let tile = &tiles
-                    [(n * bands.len() + b) * tiles_per_band + g * channel_blocks.len() + block];
-                let pixels = band.len() * geo.out_w;
-                dst[band.start * geo.out_w..band.end * geo.out_w]
-                    .copy_from_slice(&tile[r * pixels..(r + 1) * pixels]);
+                let tile_index = (chunk * bands.len() + b) * tiles_per_band;
+                let tile = &tiles[tile_index + g * channel_blocks.len() + block];
+                let band_pixels = band.len() * geo.out_w;
+                let src = &tile[r * images * band_pixels + k * band_pixels..][..band_pixels];
+                dst[band.start * geo.out_w..band.end * geo.out_w].copy_from_slice(src);
             }
         });
 }
 
-/// Output rows `band` of one image for output channels `channels` of group `g` (`block`), bias
-/// added: `dst` holds `channels.len()` rows of `band.len() * Wo` pixels, `dst_stride` apart.
-/// `col` is scratch of [`col_scratch_len`] floats.
-#[allow(clippy::too_many_arguments)]
+/// A forward tile: `(x_chunk, images, band, (group, output channels of the group), tiling)`.
+type TileSpec<'a> = (
+    &'a [f32],
+    usize,
+    &'a Range<usize>,
+    (usize, Range<usize>),
+    &'a Tiling,
+);
+
+/// One forward tile: output rows `band` of the `images` images of `x_chunk`, side by side, for
+/// output channels `channels` of group `g`, bias added. `dst` holds `channels.len()` rows of
+/// `images * band.len() * Wo` pixels, `dst_stride` apart. `col` is scratch of
+/// [`Tiling::col_len`] floats.
 fn forward_tile(
     geo: &Conv2dGeometry,
-    x_image: &[f32],
+    (x_chunk, images, band, (g, channels), tiling): TileSpec<'_>,
     w: &[f32],
     bias: Option<&[f32]>,
-    band: &Range<usize>,
-    (g, channels): (usize, Range<usize>),
     col: &mut [f32],
     dst: &mut [f32],
     dst_stride: usize,
 ) {
-    let pixels = band.len() * geo.out_w;
-    let (cin_g, cout_g, taps) = (
-        geo.in_per_group(),
-        geo.out_per_group(),
-        geo.taps_per_group(),
-    );
-    let plane_in = geo.height * geo.width;
-    let x_group = &x_image[g * cin_g * plane_in..(g + 1) * cin_g * plane_in];
-    let first = g * cout_g + channels.start;
+    let pixels = images * band.len() * geo.out_w;
+    let (cin_g, taps) = (geo.in_per_group(), geo.taps_per_group());
+    let in_place = tiling.reads_in_place(geo);
+    let cols = tile_columns(geo, x_chunk, images, band, g, 0..cin_g, in_place, col);
+    let first = g * geo.out_per_group() + channels.start;
     let w_block = MatRef::row_major(
         &w[first * taps..][..channels.len() * taps],
         channels.len(),
         taps,
     );
-    let cols = if geo.is_pointwise() {
-        MatRef {
-            data: &x_group[band.start * geo.out_w..],
-            rows: cin_g,
-            cols: pixels,
-            row_stride: plane_in,
-            col_stride: 1,
-        }
-    } else {
-        im2col(&geo.patches(), x_group, band.clone(), col);
-        MatRef::row_major(&col[..taps * pixels], taps, pixels)
-    };
     let out = MatMut {
         data: &mut *dst,
         rows: channels.len(),

@@ -264,6 +264,10 @@ fn results_do_not_depend_on_thread_count() {
         ([2, 16, 33, 30], [16, 8, 3, 3], Conv2dParams::new(2, 1, 2)),
         // Pointwise.
         ([3, 16, 30, 30], [24, 16, 1, 1], Conv2dParams::new(1, 0, 1)),
+        // Several images per tile (8x8 outputs), ragged last chunk, strided and pointwise.
+        ([20, 8, 8, 8], [16, 8, 3, 3], Conv2dParams::new(1, 1, 1)),
+        ([3, 8, 16, 16], [16, 4, 3, 3], Conv2dParams::new(2, 1, 2)),
+        ([20, 8, 8, 8], [16, 8, 1, 1], Conv2dParams::new(1, 0, 1)),
         // Output channel blocks.
         ([1, 4, 7, 6], [520, 4, 3, 3], Conv2dParams::new(1, 1, 1)),
     ];
