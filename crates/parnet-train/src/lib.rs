@@ -2,8 +2,21 @@
 //! line (whose subcommands are thin wrappers over the functions here).
 //!
 //! Map:
-//! - [`cli`]: the `parnet` subcommands (`info`, `infer`, `fuse`, `bench latency`).
-//! - [`model_io`]: building a named model and loading or saving its weights with metadata.
+//! - [`config`]: the TOML run configuration, overrides and validation.
+//! - [`schedule`]: learning-rate schedules (cosine with warmup and cooldown, step, one-cycle).
+//! - [`data_setup`]: loaders from the `[data]` section.
+//! - [`train`]: the loop, with checkpoints every epoch and on Ctrl-C, and resume.
+//! - [`evaluate`]: loss, top-1, top-5 over a loader.
+//! - [`checkpoint`], [`metrics`]: what a run directory holds.
+//! - [`model_io`]: building a named model and moving its weights in and out of files.
+//! - [`cli`]: the `parnet` subcommands.
 
+pub mod checkpoint;
 pub mod cli;
+pub mod config;
+pub mod data_setup;
+pub mod evaluate;
+pub mod metrics;
 pub mod model_io;
+pub mod schedule;
+pub mod train;

@@ -59,6 +59,11 @@ impl GradSlot {
         f(slot.as_deref())
     }
 
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(Option<&mut [f32]>) -> R) -> R {
+        let mut slot = self.grad.lock().unwrap_or_else(|e| e.into_inner());
+        f(slot.as_deref_mut())
+    }
+
     pub(crate) fn clear(&self) {
         *self.grad.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }

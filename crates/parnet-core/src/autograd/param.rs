@@ -92,6 +92,15 @@ impl Param {
         self.inner.slot.get()
     }
 
+    /// Changes the accumulated gradient in place (e.g. clipping); no-op without a gradient.
+    pub fn update_grad(&self, f: impl FnOnce(&mut [f32])) {
+        self.inner.slot.with_mut(|g| {
+            if let Some(g) = g {
+                f(g)
+            }
+        });
+    }
+
     /// Forgets the accumulated gradient.
     pub fn zero_grad(&self) {
         self.inner.slot.clear();

@@ -190,29 +190,8 @@ pub fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, St
 }
 
 /// Saves every parameter and state buffer of `module` under its name.
-pub fn save_module(
-    module: &dyn Module,
-    path: &Path,
-    metadata: &HashMap<String, String>,
-) -> Result<()> {
-    let mut tensors = Vec::new();
-    module.visit_params(&mut |p| {
-        tensors.push(NamedTensor {
-            name: p.name().to_string(),
-            shape: p.shape().dims().to_vec(),
-            data: p.to_vec(),
-            integer: false,
-        })
-    });
-    module.visit_buffers(&mut |b| {
-        tensors.push(NamedTensor {
-            name: b.name.clone(),
-            shape: b.shape.dims().to_vec(),
-            data: b.get(),
-            integer: b.integer,
-        })
-    });
-    write_tensors(path, &tensors, metadata)
+pub fn save_module(module: &dyn Module, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+    write_tensors(path, &module_tensors(module), metadata)
 }
 
 /// Loads every parameter and buffer of `module` from `path` by name. The file must hold exactly
@@ -220,8 +199,14 @@ pub fn save_module(
 /// every missing, unexpected and mis-shaped tensor. Returns the file's metadata.
 pub fn load_module(module: &dyn Module, path: &Path) -> Result<HashMap<String, String>> {
     let (tensors, meta) = read_tensors(path)?;
-    let mut by_name: BTreeMap<&str, &NamedTensor> =
-        tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    load_module_tensors(module, &tensors, path)?;
+    Ok(meta)
+}
+
+/// Loads `module` from tensors already read (`path` names them in errors); the same checks as
+/// [`load_module`].
+pub fn load_module_tensors(module: &dyn Module, tensors: &[NamedTensor], path: &Path) -> Result<()> {
+    let mut by_name: BTreeMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
     module.visit_params(&mut |p| expected.push((p.name().to_string(), p.shape().dims().to_vec())));
     module.visit_buffers(&mut |b| expected.push((b.name.clone(), b.shape.dims().to_vec())));
@@ -244,26 +229,14 @@ pub fn load_module(module: &dyn Module, path: &Path) -> Result<HashMap<String, S
             parts.push(format!("{} missing: {}", missing.len(), missing.join(", ")));
         }
         if !unexpected.is_empty() {
-            parts.push(format!(
-                "{} unexpected: {}",
-                unexpected.len(),
-                unexpected.join(", ")
-            ));
+            parts.push(format!("{} unexpected: {}", unexpected.len(), unexpected.join(", ")));
         }
         if !misshaped.is_empty() {
-            parts.push(format!(
-                "{} with the wrong shape: {}",
-                misshaped.len(),
-                misshaped.join("; ")
-            ));
+            parts.push(format!("{} with the wrong shape: {}", misshaped.len(), misshaped.join("; ")));
         }
-        return Err(weights_err(
-            path,
-            format!("does not match the model: {}", parts.join("; ")),
-        ));
+        return Err(weights_err(path, format!("does not match the model: {}", parts.join("; "))));
     }
-    let lookup: HashMap<&str, &NamedTensor> =
-        tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let lookup: HashMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut result = Ok(());
     module.visit_params(&mut |p| {
         if let Err(e) = p.set(&lookup[p.name()].data) {
@@ -271,5 +244,27 @@ pub fn load_module(module: &dyn Module, path: &Path) -> Result<HashMap<String, S
         }
     });
     module.visit_buffers(&mut |b| b.set(&lookup[b.name.as_str()].data));
-    result.map(|_| meta)
+    result
+}
+
+/// The module's parameters and buffers as named tensors (what [`save_module`] writes).
+pub fn module_tensors(module: &dyn Module) -> Vec<NamedTensor> {
+    let mut tensors = Vec::new();
+    module.visit_params(&mut |p| {
+        tensors.push(NamedTensor {
+            name: p.name().to_string(),
+            shape: p.shape().dims().to_vec(),
+            data: p.to_vec(),
+            integer: false,
+        })
+    });
+    module.visit_buffers(&mut |b| {
+        tensors.push(NamedTensor {
+            name: b.name.clone(),
+            shape: b.shape.dims().to_vec(),
+            data: b.get(),
+            integer: b.integer,
+        })
+    });
+    tensors
 }

@@ -1,6 +1,6 @@
 //! Exponential moving average of a model's weights and buffers (timm's `ModelEmaV2`).
 
-use crate::io::NamedTensor;
+use crate::io::{NamedTensor, module_tensors};
 use crate::nn::Module;
 
 /// `ema = decay·ema + (1 − decay)·current` after every step, for parameters and float buffers
@@ -10,33 +10,12 @@ pub struct Ema {
     values: Vec<NamedTensor>,
 }
 
-fn snapshot(module: &dyn Module) -> Vec<NamedTensor> {
-    let mut out = Vec::new();
-    module.visit_params(&mut |p| {
-        out.push(NamedTensor {
-            name: p.name().to_string(),
-            shape: p.shape().dims().to_vec(),
-            data: p.to_vec(),
-            integer: false,
-        })
-    });
-    module.visit_buffers(&mut |b| {
-        out.push(NamedTensor {
-            name: b.name.clone(),
-            shape: b.shape.dims().to_vec(),
-            data: b.get(),
-            integer: b.integer,
-        })
-    });
-    out
-}
-
 impl Ema {
     /// Starts from a copy of the module's current values.
     pub fn new(module: &dyn Module, decay: f32) -> Ema {
         Ema {
             decay,
-            values: snapshot(module),
+            values: module_tensors(module),
         }
     }
 

@@ -25,7 +25,8 @@ fn model_info(spec: &ModelSpec, image_size: Option<usize>) -> Result<ModelInfo> 
 pub fn info_text(spec: &ModelSpec, image_size: Option<usize>) -> Result<String> {
     let info = model_info(spec, image_size)?;
     let mut s = String::new();
-    writeln!(s, "model {} ({} input {0}x{0})", spec.name, info.image_size)?;
+    let size = info.image_size;
+    writeln!(s, "model {} (input {size}x{size})", spec.name)?;
     writeln!(
         s,
         "parameters: {} (training graph), {} (fused)",

@@ -4,6 +4,7 @@ mod bench;
 mod fuse;
 mod infer;
 mod info;
+mod train;
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ pub use bench::{LatencyStats, measure_latency};
 pub use fuse::fuse_weights;
 pub use infer::infer_file;
 pub use info::{info_json, info_text};
+pub use train::{TrainArgs, run_eval, run_train};
 
 /// parnet: ParNet ("Non-deep Networks") on the CPU.
 #[derive(Parser, Debug)]
@@ -28,6 +30,27 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train a model (no arguments: a small ParNet on the built-in synthetic set).
+    Train(TrainArgs),
+    /// Top-1, top-5 and loss of a checkpoint (or deploy weights) on a data set.
+    Eval {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// cifar10, cifar100 or folder (default: recognised from the path).
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Data sets: convert and inspect.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
     /// Parameters, multiply-adds, depth and per-layer output shapes of a model.
     Info {
         #[command(flatten)]
@@ -99,6 +122,29 @@ pub enum BenchCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Convert an image folder (root/<class>/<image>) into one file read in a single pass.
+    Pack {
+        /// The image folder.
+        src: PathBuf,
+        /// The output folder.
+        dst: PathBuf,
+        /// Resize the shorter side and centre-crop to SIZE x SIZE.
+        #[arg(long)]
+        size: Option<usize>,
+        /// Skip (and count) images that cannot be decoded.
+        #[arg(long)]
+        skip_corrupt: bool,
+    },
+    /// Format, count, image size, per-class counts, per-channel mean and std.
+    Inspect {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Which model.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -165,6 +211,51 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 print!("{}", info_text(&spec, image_size)?);
+            }
+        }
+        Command::Train(args) => {
+            let summary = run_train(&args)?;
+            if summary.interrupted {
+                println!("run stopped early in {}; resume with --resume", summary.run_dir.display());
+            } else {
+                println!(
+                    "done: {} epochs, validation top-1 {:.2}% (best {:.2}%), {:.0} images/s, {:.0} s; run in {}",
+                    summary.epochs_done,
+                    100.0 * summary.final_val.top1,
+                    100.0 * summary.best_val_top1,
+                    summary.images_per_sec,
+                    summary.seconds,
+                    summary.run_dir.display()
+                );
+            }
+        }
+        Command::Eval { checkpoint, data, format, batch_size, json } => {
+            let r = run_eval(&checkpoint, &data, format.as_deref(), batch_size)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{} images: top-1 {:.2}%, top-5 {:.2}%, loss {:.4}", r.images, 100.0 * r.top1, 100.0 * r.top5, r.loss);
+            }
+        }
+        Command::Data { what: DataCommand::Pack { src, dst, size, skip_corrupt } } => {
+            let options = parnet_data::PackOptions { size, skip_corrupt, ..Default::default() };
+            let report = parnet_data::pack_folder(&src, &dst, &options)?;
+            println!(
+                "packed {} images ({}x{}, {} classes) into {}{}",
+                report.count,
+                report.height,
+                report.width,
+                report.num_classes,
+                report.output.display(),
+                if report.skipped.is_empty() { String::new() } else { format!("; skipped {} unreadable images", report.skipped.len()) }
+            );
+        }
+        Command::Data { what: DataCommand::Inspect { path, json } } => {
+            let report = parnet_data::inspect(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
             }
         }
         Command::Infer {

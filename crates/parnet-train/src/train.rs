@@ -1,0 +1,407 @@
+//! The training loop: SGD over the loader's batches, evaluation and a checkpoint every epoch,
+//! and a checkpoint on Ctrl-C / SIGTERM or when the time limit is reached, so a run can always
+//! be resumed, bit for bit.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parnet_core::models::parnet::{Activation, ParNet, ParNetConfig};
+use parnet_core::nn::{Ctx, Module};
+use parnet_core::ops::loss::{accuracy_topk, cross_entropy};
+use parnet_core::optim::{Ema, Sgd, SgdConfig};
+use parnet_core::{Buffer, Tensor};
+
+use crate::checkpoint::{self, CheckpointMeta, RunPosition};
+use crate::config::TrainConfig;
+use crate::data_setup::{self, RunData};
+use crate::evaluate::{EvalResult, evaluate};
+use crate::metrics::{EpochRecord, plot_curves, read_log, write_log};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static HANDLER: Once = Once::new();
+
+/// Asks a running training loop to checkpoint and stop after its current step (what Ctrl-C and
+/// SIGTERM do).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handler() {
+    HANDLER.call_once(|| {
+        // Failing to install (another handler exists) only loses the graceful stop; the
+        // per-epoch checkpoints still protect the run.
+        let _ = ctrlc::set_handler(request_stop);
+    });
+}
+
+/// How the loop reports.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainOptions {
+    /// Show a progress bar (only drawn on a terminal).
+    pub progress: bool,
+    /// Print one line per epoch.
+    pub verbose: bool,
+}
+
+/// What a run ended with.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    pub run_dir: PathBuf,
+    pub epochs_done: usize,
+    pub final_val: EvalResult,
+    pub best_val_top1: f64,
+    /// Stopped early by a signal or the time limit (resume to continue).
+    pub interrupted: bool,
+    pub images_per_sec: f64,
+    pub seconds: f64,
+}
+
+/// File names inside a run directory.
+pub fn last_checkpoint(dir: &Path) -> PathBuf {
+    dir.join("last.safetensors")
+}
+pub fn best_checkpoint(dir: &Path) -> PathBuf {
+    dir.join("best.safetensors")
+}
+fn config_path(dir: &Path) -> PathBuf {
+    dir.join("config.toml")
+}
+fn log_path(dir: &Path) -> PathBuf {
+    dir.join("metrics.jsonl")
+}
+
+/// The model a config describes, for a data set of `classes` classes.
+pub fn model_config(cfg: &TrainConfig, classes: usize) -> Result<ParNetConfig> {
+    let mut mc = ParNetConfig::from_name(&cfg.model.name, classes)?;
+    if let Some(m) = cfg.model.width_mult {
+        mc = mc.with_width_mult(m)?;
+    }
+    mc.activation = Activation::parse(&cfg.model.activation)?;
+    if let Some(p) = cfg.model.dropout {
+        mc.dropout = p;
+    }
+    Ok(mc)
+}
+
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(t) = threads {
+        if rayon::current_num_threads() != t
+            && rayon::ThreadPoolBuilder::new().num_threads(t).build_global().is_err()
+        {
+            bail!("cannot set {t} threads: the thread pool was already started with {}", rayon::current_num_threads());
+        }
+    }
+    Ok(())
+}
+
+/// Starts a new run in `cfg.train.out` (which must not already hold one).
+pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let dir = cfg.train.out.clone();
+    if last_checkpoint(&dir).exists() {
+        bail!(
+            "{} already holds a run; continue it with `parnet train --resume {0}` or choose another --out",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    parnet_core::io::write_atomic(&config_path(&dir), cfg.to_toml()?.as_bytes())?;
+    run(cfg, &dir, None, opts)
+}
+
+/// Continues the run in `dir` from its last checkpoint, with its saved configuration.
+pub fn resume(dir: &Path, opts: TrainOptions) -> Result<TrainSummary> {
+    let cfg = TrainConfig::load(Some(&config_path(dir)))?;
+    cfg.validate()?;
+    let ck = last_checkpoint(dir);
+    if !ck.exists() {
+        bail!("{} has no checkpoint to resume from", dir.display());
+    }
+    let file = checkpoint::read(&ck)?;
+    run(cfg, dir, Some(file), opts)
+}
+
+struct State {
+    cfg: TrainConfig,
+    dir: PathBuf,
+    data: RunData,
+    model: ParNet,
+    sgd: Sgd,
+    ema: Option<Ema>,
+    pos: RunPosition,
+    records: Vec<EpochRecord>,
+    seconds_before: f64,
+    started: Instant,
+}
+
+impl State {
+    fn save(&self, path: &Path) -> Result<()> {
+        let meta = CheckpointMeta {
+            position: self.pos,
+            mean: self.data.mean,
+            std: self.data.std,
+            image_size: self.data.image_size,
+            config_toml: self.cfg.to_toml()?,
+        };
+        checkpoint::save(path, &self.model, &self.sgd, self.ema.as_ref(), &meta)
+    }
+
+    fn seconds(&self) -> f64 {
+        self.seconds_before + self.started.elapsed().as_secs_f64()
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.cfg.train.time_limit_minutes.is_some_and(|m| self.seconds() >= m * 60.0)
+    }
+}
+
+/// Seed of the random choices of one optimiser step (dropout masks).
+fn step_seed(seed: u64, global_step: u64) -> u64 {
+    (seed ^ 0xD1B5_4A32_D192_ED03).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(global_step)
+}
+
+fn run(cfg: TrainConfig, dir: &Path, resume_from: Option<checkpoint::CheckpointFile>, opts: TrainOptions) -> Result<TrainSummary> {
+    set_threads(cfg.train.threads)?;
+    install_signal_handler();
+    STOP.store(false, Ordering::SeqCst);
+    let data = data_setup::build(&cfg)?;
+    let mc = model_config(&cfg, data.num_classes)?;
+    if data.image_size % mc.size_multiple() != 0 {
+        bail!("{} needs images whose size is a multiple of {}; the data gives {}", mc.name, mc.size_multiple(), data.image_size);
+    }
+    let model = ParNet::new(mc, cfg.train.seed)?;
+    let o = &cfg.optim;
+    let mut sgd = Sgd::new(
+        model.params(),
+        SgdConfig { momentum: o.momentum, dampening: 0.0, nesterov: o.nesterov, weight_decay: o.weight_decay },
+    )?;
+    let mut ema = o.ema_decay.map(|d| Ema::new(&model, d));
+    let mut pos = RunPosition { epoch: 0, step_in_epoch: 0, global_step: 0, best_val_top1: 0.0 };
+    let mut records = Vec::new();
+    if let Some(file) = &resume_from {
+        file.load_model(&model, &last_checkpoint(dir))?;
+        sgd.load_state(&file.optim)?;
+        if let Some(ema) = ema.as_mut() {
+            ema.load(&file.ema)?;
+        }
+        pos = file.position()?;
+        records = read_log(&log_path(dir))?;
+        records.retain(|r| r.epoch <= pos.epoch);
+    }
+    let seconds_before = records.last().map_or(0.0, |r| r.seconds);
+    if opts.verbose {
+        println!("data: {}", data.description);
+        println!(
+            "model: {} ({} parameters), {} threads, run directory {}",
+            model.config.name,
+            model.num_params(),
+            rayon::current_num_threads(),
+            dir.display()
+        );
+    }
+    let mut st = State { cfg, dir: dir.to_path_buf(), data, model, sgd, ema, pos, records, seconds_before, started: Instant::now() };
+    let total_epochs = st.cfg.schedule.total_epochs(st.cfg.train.epochs);
+    let mut last_val = EvalResult::default();
+    let mut last_rate = 0.0;
+    while st.pos.epoch < total_epochs {
+        let outcome = train_epoch(&mut st, opts)?;
+        last_rate = outcome.images_per_sec;
+        if outcome.interrupted {
+            st.save(&last_checkpoint(&st.dir))?;
+            if opts.verbose {
+                println!("stopped at epoch {} step {}; checkpoint saved; continue with `parnet train --resume {}`", st.pos.epoch, st.pos.step_in_epoch, st.dir.display());
+            }
+            return Ok(summary(&st, last_val, true, last_rate));
+        }
+        last_val = end_epoch(&mut st, &outcome, opts)?;
+        if st.out_of_time() && st.pos.epoch < total_epochs {
+            if opts.verbose {
+                println!("time limit reached after epoch {}; checkpoint saved", st.pos.epoch);
+            }
+            return Ok(summary(&st, last_val, true, last_rate));
+        }
+    }
+    Ok(summary(&st, last_val, false, last_rate))
+}
+
+fn summary(st: &State, final_val: EvalResult, interrupted: bool, images_per_sec: f64) -> TrainSummary {
+    TrainSummary {
+        run_dir: st.dir.clone(),
+        epochs_done: st.pos.epoch,
+        final_val,
+        best_val_top1: st.pos.best_val_top1,
+        interrupted,
+        images_per_sec,
+        seconds: st.seconds(),
+    }
+}
+
+struct EpochOutcome {
+    interrupted: bool,
+    loss_sum: f64,
+    correct: usize,
+    images: usize,
+    images_per_sec: f64,
+    lr: f64,
+}
+
+fn progress_bar(opts: TrainOptions, steps: usize, epoch: usize) -> ProgressBar {
+    let pb = if opts.progress { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
+    if opts.progress {
+        pb.set_draw_target(ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(epoch.to_string());
+    }
+    pb
+}
+
+fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
+    let epoch = st.pos.epoch;
+    let steps = st.data.train.num_batches();
+    if steps == 0 {
+        bail!("the training set has fewer images than one batch ({})", st.cfg.train.batch_size);
+    }
+    let start = st.pos.step_in_epoch;
+    let classes = st.model.config.num_classes;
+    let (base_lr, epochs) = (st.cfg.optim.lr, st.cfg.train.epochs);
+    let smoothing = st.cfg.optim.label_smoothing;
+    let pb = progress_bar(opts, steps, epoch);
+    pb.set_position(start as u64);
+    let mut out = EpochOutcome { interrupted: false, loss_sum: 0.0, correct: 0, images: 0, images_per_sec: 0.0, lr: 0.0 };
+    let t0 = Instant::now();
+    let mut batches = st.data.train.epoch(epoch as u64);
+    let mut index = 0;
+    while let Some(batch) = batches.next() {
+        let batch = batch?;
+        if index < start {
+            index += 1;
+            batches.recycle(batch);
+            continue;
+        }
+        let lr = st.cfg.schedule.lr(base_lr, epoch as f64 + index as f64 / steps as f64, epochs);
+        let x = Tensor::new(Buffer::from_slice(&batch.images), batch.shape().to_vec())?;
+        let ctx = Ctx { parallel_streams: !st.cfg.train.sequential_streams, ..Ctx::train(step_seed(st.cfg.train.seed, st.pos.global_step)) };
+        let logits = st.model.forward(&x, ctx)?;
+        let loss = cross_entropy(&logits, &batch.labels, smoothing)?;
+        let loss_value = loss.item()?;
+        if !loss_value.is_finite() {
+            bail!(
+                "the loss became {loss_value} at epoch {epoch}, step {index}: training stopped; the last good checkpoint is {} (try a lower learning rate)",
+                last_checkpoint(&st.dir).display()
+            );
+        }
+        loss.backward()?;
+        if let Some(max_norm) = st.cfg.optim.grad_clip {
+            clip_grad_norm(&st.model, max_norm);
+        }
+        st.sgd.step(lr as f32);
+        st.sgd.zero_grad();
+        if let Some(ema) = st.ema.as_mut() {
+            ema.update(&st.model);
+        }
+        out.loss_sum += loss_value as f64 * batch.len() as f64;
+        out.correct += accuracy_topk(logits.data(), classes, &batch.labels, 1);
+        out.images += batch.len();
+        out.lr = lr;
+        st.pos.global_step += 1;
+        index += 1;
+        st.pos.step_in_epoch = index;
+        batches.recycle(batch);
+        let rate = out.images as f64 / t0.elapsed().as_secs_f64();
+        pb.set_position(index as u64);
+        pb.set_message(format!(
+            "loss {:.3} acc {:.1}% lr {:.4} {rate:.0} img/s",
+            out.loss_sum / out.images as f64,
+            100.0 * out.correct as f64 / out.images as f64,
+            lr
+        ));
+        if STOP.load(Ordering::SeqCst) || (index < steps && st.out_of_time()) {
+            out.interrupted = index < steps;
+            if out.interrupted {
+                break;
+            }
+        }
+    }
+    drop(batches);
+    pb.finish_and_clear();
+    out.images_per_sec = out.images as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    Ok(out)
+}
+
+/// Scales all gradients so that their global L2 norm is at most `max_norm`.
+pub fn clip_grad_norm(model: &dyn Module, max_norm: f32) {
+    let mut sq = 0.0f64;
+    model.visit_params(&mut |p| {
+        if let Some(g) = p.grad() {
+            sq += g.iter().map(|&v| v as f64 * v as f64).sum::<f64>();
+        }
+    });
+    let norm = sq.sqrt() as f32;
+    if norm > max_norm {
+        let f = max_norm / (norm + 1e-6);
+        model.visit_params(&mut |p| p.update_grad(|g| g.iter_mut().for_each(|v| *v *= f)));
+    }
+}
+
+fn end_epoch(st: &mut State, out: &EpochOutcome, opts: TrainOptions) -> Result<EvalResult> {
+    let val = evaluate(&st.model, &st.data.val)?;
+    let ema_val = match &st.ema {
+        Some(ema) => {
+            let shadow = ParNet::new(st.model.config.clone(), 0)?;
+            ema.copy_to(&shadow);
+            Some(evaluate(&shadow, &st.data.val)?)
+        }
+        None => None,
+    };
+    st.pos.epoch += 1;
+    st.pos.step_in_epoch = 0;
+    let score = ema_val.map_or(val.top1, |e| e.top1.max(val.top1));
+    let improved = score > st.pos.best_val_top1;
+    if improved {
+        st.pos.best_val_top1 = score;
+    }
+    let record = EpochRecord {
+        epoch: st.pos.epoch,
+        step: st.pos.global_step,
+        lr: out.lr,
+        train_loss: out.loss_sum / out.images.max(1) as f64,
+        train_top1: out.correct as f64 / out.images.max(1) as f64,
+        val_loss: val.loss,
+        val_top1: val.top1,
+        val_top5: val.top5,
+        ema_val_top1: ema_val.map(|e| e.top1),
+        images_per_sec: out.images_per_sec,
+        seconds: st.seconds(),
+    };
+    if opts.verbose {
+        println!(
+            "epoch {:>3}: train loss {:.4} top-1 {:5.1}% | val loss {:.4} top-1 {:5.1}% top-5 {:5.1}%{} | lr {:.5} | {:.0} img/s | {:.0} s",
+            record.epoch,
+            record.train_loss,
+            100.0 * record.train_top1,
+            record.val_loss,
+            100.0 * record.val_top1,
+            100.0 * record.val_top5,
+            ema_val.map_or(String::new(), |e| format!(" (EMA {:.1}%)", 100.0 * e.top1)),
+            record.lr,
+            record.images_per_sec,
+            record.seconds
+        );
+    }
+    st.records.push(record);
+    write_log(&log_path(&st.dir), &st.records)?;
+    plot_curves(&st.dir.join("curves.svg"), &st.records)?;
+    st.save(&last_checkpoint(&st.dir))?;
+    if improved {
+        st.save(&best_checkpoint(&st.dir))?;
+    }
+    Ok(val)
+}
