@@ -1,11 +1,12 @@
-//! Pooling over the spatial dims of `[N, C, H, W]` tensors: [`avg_pool2d_2x2`] (2x2, stride 2)
-//! and [`global_avg_pool`] (to `[N, C, 1, 1]`).
+//! Pooling over the spatial dims of `[N, C, H, W]` tensors: [`avg_pool2d_2x2`] (2x2, stride 2),
+//! [`global_avg_pool`] (to `[N, C, 1, 1]`) and [`max_pool2d`] (PyTorch semantics, the ResNet stem).
 //!
-//! Both run on rayon over groups of whole `(n, c)` planes; every output value is computed by one
+//! All run on rayon over groups of whole `(n, c)` planes; every output value is computed by one
 //! task in a fixed order, so results do not depend on the thread count.
 
 pub mod avg_pool2d;
 pub mod global_avg_pool;
+pub mod max_pool2d;
 
 pub use avg_pool2d::{
     avg_pool2d_2x2, avg_pool2d_2x2_backward, avg_pool2d_2x2_forward, avg_pool2d_2x2_reference,
@@ -13,6 +14,9 @@ pub use avg_pool2d::{
 pub use global_avg_pool::{
     global_avg_pool, global_avg_pool_backward, global_avg_pool_forward, global_avg_pool_reference,
     plane_sum_f64,
+};
+pub use max_pool2d::{
+    MaxPool2dParams, max_pool2d, max_pool2d_backward, max_pool2d_forward, max_pool2d_reference,
 };
 
 use crate::ops::parallel::ELEMENTWISE_CHUNK;
