@@ -30,6 +30,8 @@ impl ConvCase {
     }
 }
 
+/// `case(name, batch, Cin, Cout, H = W, k, stride, groups)`, padding `k / 2`.
+#[allow(clippy::too_many_arguments)]
 const fn case(
     name: &'static str,
     n: usize,

@@ -247,7 +247,7 @@ pub(super) fn forward_unchecked(
     let tasks_per_group = MIN_TASKS.div_ceil(chunks.len() * bands.len() * groups);
     let channel_blocks = blocks(cout_g, tasks_per_group, MIN_BLOCK_CHANNELS);
     let block_len = channel_blocks[0].len();
-    let units: Vec<(&Range<usize>, &Range<usize>, usize, &Range<usize>)> = chunks
+    let units: Vec<ForwardUnit<'_>> = chunks
         .iter()
         .flat_map(|n| bands.iter().map(move |b| (n, b)))
         .flat_map(|(n, b)| (0..groups).map(move |g| (n, b, g)))
@@ -285,6 +285,9 @@ pub(super) fn forward_unchecked(
             }
         });
 }
+
+/// A tile-mode task: `(image chunk, band, group, output channels of the group)`.
+type ForwardUnit<'a> = (&'a Range<usize>, &'a Range<usize>, usize, &'a Range<usize>);
 
 /// A forward tile: `(x_chunk, images, band, (group, output channels of the group), tiling)`.
 type TileSpec<'a> = (

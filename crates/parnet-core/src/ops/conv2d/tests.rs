@@ -293,10 +293,19 @@ fn conv_error(x: &[usize], w: &[usize], bias: Option<usize>, params: Conv2dParam
     conv2d(&x, &w, b.as_ref(), params).unwrap_err().to_string()
 }
 
+/// Input dims, weight dims, bias length, params, and a fragment the error message must contain.
+type ErrorCase<'a> = (
+    &'a [usize],
+    &'a [usize],
+    Option<usize>,
+    Conv2dParams,
+    &'a str,
+);
+
 #[test]
 fn rejects_invalid_arguments() {
     let p = Conv2dParams::new;
-    let cases: [(&[usize], &[usize], Option<usize>, Conv2dParams, &str); 9] = [
+    let cases: [ErrorCase<'_>; 9] = [
         (&[1, 4, 5, 5], &[4, 4, 3, 3], None, p(0, 1, 1), "stride"),
         (&[1, 4, 5, 5], &[4, 4, 3, 3], None, p(1, 1, 0), "groups"),
         (
