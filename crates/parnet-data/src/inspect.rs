@@ -57,8 +57,8 @@ impl Stats {
 
     fn add_image(&mut self, image: &Image) {
         for pixel in image.data.chunks_exact(3) {
-            for c in 0..3 {
-                let v = u64::from(pixel[c]);
+            for (c, &value) in pixel.iter().enumerate() {
+                let v = u64::from(value);
                 self.sum[c] += v;
                 self.sum_sq[c] += v * v;
             }

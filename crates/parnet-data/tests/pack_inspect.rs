@@ -136,15 +136,15 @@ fn inspect_reports_counts_sizes_and_channel_stats() {
     let mut values: [Vec<f64>; 3] = Default::default();
     for i in 0..folder.len() {
         for p in folder.get(i).unwrap().0.data.chunks_exact(3) {
-            for c in 0..3 {
-                values[c].push(p[c] as f64 / 255.0);
+            for (channel, &v) in values.iter_mut().zip(p) {
+                channel.push(v as f64 / 255.0);
             }
         }
     }
-    for c in 0..3 {
-        let n = values[c].len() as f64;
-        let mean = values[c].iter().sum::<f64>() / n;
-        let std = (values[c].iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    for (c, channel) in values.iter().enumerate() {
+        let n = channel.len() as f64;
+        let mean = channel.iter().sum::<f64>() / n;
+        let std = (channel.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
         assert!(
             (report.mean[c] - mean).abs() < 1e-9 && (report.std[c] - std).abs() < 1e-9,
             "channel {c}"

@@ -149,15 +149,15 @@ impl CifarSet {
                 ),
             });
         }
-        if let Some(max) = official_max_records(path, self.kind) {
-            if whole > max {
-                return Err(DataError::CifarSize {
-                    path: path.into(),
-                    detail: format!(
-                        "oversized: {whole} records, an official file of this name holds {max}"
-                    ),
-                });
-            }
+        if let Some(max) = official_max_records(path, self.kind)
+            && whole > max
+        {
+            return Err(DataError::CifarSize {
+                path: path.into(),
+                detail: format!(
+                    "oversized: {whole} records, an official file of this name holds {max}"
+                ),
+            });
         }
         let num_classes = self.class_names.len();
         self.images.reserve(whole * CIFAR_PIXELS);

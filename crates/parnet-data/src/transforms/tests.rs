@@ -118,8 +118,10 @@ fn resize_center_crop_sizes_and_constant_image() {
     assert_eq!(shorter_side_size(300, 400, 256), (256, 341));
     assert_eq!(shorter_side_size(500, 375, 256), (341, 256));
     assert_eq!(center_offsets(256, 341, 224, 224), (16, 58));
-    let mut scratch = Scratch::default();
-    scratch.image = Image::from_hwc(300, 400, [10u8, 200, 77].repeat(300 * 400));
+    let mut scratch = Scratch {
+        image: Image::from_hwc(300, 400, [10u8, 200, 77].repeat(300 * 400)),
+        ..Default::default()
+    };
     let op = ImageOp::ResizeCenterCrop {
         resize: 256,
         crop: 224,
@@ -344,4 +346,38 @@ fn imagenet_train_pipeline_is_deterministic_per_seed() {
     };
     assert_eq!(run(9), run(9));
     assert_ne!(run(9), run(10));
+}
+
+#[test]
+fn resize_keeps_constants_and_monotone_gradients() {
+    for interpolation in [
+        Interpolation::Nearest,
+        Interpolation::Bilinear,
+        Interpolation::Bicubic,
+    ] {
+        let flat = Image::from_hwc(7, 9, [40u8, 90, 250].repeat(63));
+        let mut out = Image::default();
+        resize(&flat, &mut out, 3, 5, interpolation);
+        assert_eq!((out.height, out.width), (3, 5));
+        assert!(
+            out.data.chunks_exact(3).all(|p| p == [40, 90, 250]),
+            "{interpolation:?}"
+        );
+        // A left-to-right ramp stays a non-decreasing ramp when enlarged or shrunk.
+        let mut ramp_image = Image::zeros(4, 16);
+        for y in 0..4 {
+            for x in 0..16 {
+                ramp_image.set_pixel(y, x, [(x * 16) as u8, 0, 0]);
+            }
+        }
+        for (h, w) in [(4, 40), (2, 5)] {
+            resize(&ramp_image, &mut out, h, w, interpolation);
+            let reds: Vec<u8> = (0..w).map(|x| out.pixel(h - 1, x)[0]).collect();
+            assert!(
+                reds.windows(2).all(|p| p[0] <= p[1]),
+                "{interpolation:?} {reds:?}"
+            );
+            assert!(reds[w - 1] > reds[0] + 100);
+        }
+    }
 }

@@ -54,10 +54,9 @@ pub fn equalize(image: &mut Image) {
         };
         let mut n = step / 2;
         for (v, slot) in luts[c].iter_mut().enumerate() {
-            *slot = if step == 0 {
-                v as u8
-            } else {
-                (n / step).min(255) as u8
+            *slot = match n.checked_div(step) {
+                None => v as u8,
+                Some(level) => level.min(255) as u8,
             };
             n += hist[c][v];
         }
