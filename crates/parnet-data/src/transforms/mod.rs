@@ -53,7 +53,7 @@ pub enum ImageOp {
     RandAugment(RandAugment),
 }
 
-/// Reusable working images for [`Pipeline::apply`].
+/// Reusable working images for [`Pipeline::apply_into`] and [`ImageOp::apply`].
 #[derive(Default, Debug)]
 pub struct Scratch {
     pub image: Image,

@@ -9,8 +9,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 
 use rayon::prelude::*;
 
@@ -18,6 +17,12 @@ use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::seed::{permutation, sample_rng, streams};
 use crate::transforms::{NormalizeTable, Pipeline, Scratch};
+
+mod epoch_iter;
+mod split;
+
+pub use epoch_iter::EpochIter;
+pub use split::train_val_split;
 
 /// Loader settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -354,65 +359,4 @@ impl Loader {
             }
         }
     }
-}
-
-/// The batches of one epoch, prefetched by a background thread. Dropping it stops the thread.
-pub struct EpochIter {
-    rx: Option<Receiver<Result<Batch>>>,
-    recycle_tx: Sender<Batch>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-    remaining: usize,
-}
-
-impl EpochIter {
-    /// Hands a used batch back so its buffers are refilled instead of allocating new ones.
-    pub fn recycle(&self, batch: Batch) {
-        // If the producer has finished the batch is simply dropped.
-        let _ = self.recycle_tx.send(batch);
-    }
-}
-
-impl Iterator for EpochIter {
-    type Item = Result<Batch>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 {
-            return None;
-        }
-        let item = self.rx.as_ref()?.recv().ok()?;
-        self.remaining = if item.is_err() { 0 } else { self.remaining - 1 };
-        Some(item)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.remaining))
-    }
-}
-
-impl Drop for EpochIter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.rx.take();
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
-/// A seeded split of `0..n` into (train, validation) index lists, each sorted;
-/// `val_count` indices go to validation. Fails if `val_count > n`.
-pub fn train_val_split(n: usize, val_count: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
-    if val_count > n {
-        return Err(DataError::config(
-            "train_val_split",
-            format!("val_count {val_count} > n {n}"),
-        ));
-    }
-    let order = permutation(n, &mut sample_rng(seed, streams::SPLIT, 0, 0));
-    let mut val = order[..val_count].to_vec();
-    let mut train = order[val_count..].to_vec();
-    val.sort_unstable();
-    train.sort_unstable();
-    Ok((train, val))
 }
