@@ -361,3 +361,26 @@ fn bad_configs_are_errors() {
     };
     assert!(Loader::new(data, crop, LoaderConfig::eval(4)).is_err());
 }
+
+#[test]
+fn an_image_too_small_for_the_crop_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("a")).unwrap();
+    for (name, side) in [("big.png", 40u32), ("small.png", 20)] {
+        image::RgbImage::new(side, side)
+            .save(dir.path().join("a").join(name))
+            .unwrap();
+    }
+    let folder = Arc::new(parnet_data::ImageFolder::open(dir.path()).unwrap());
+    let crop = Pipeline {
+        ops: vec![ImageOp::RandomCrop {
+            height: 32,
+            width: 32,
+            padding: 0,
+        }],
+        ..Pipeline::cifar_eval()
+    };
+    let loader = Loader::new(folder, crop, LoaderConfig::eval(2)).unwrap();
+    let err = loader.load_batch(0, 0).unwrap_err().to_string();
+    assert!(err.contains("image 1") && err.contains("20x20"), "{err}");
+}

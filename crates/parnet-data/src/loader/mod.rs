@@ -292,7 +292,13 @@ impl Loader {
         // folder may differ, so check this one before transforming.
         let size = self
             .pipeline
-            .output_size((scratch.image.height, scratch.image.width))?;
+            .output_size((scratch.image.height, scratch.image.width))
+            .map_err(|e| {
+                DataError::config(
+                    format!("{} image {index}", self.dataset.describe()),
+                    e.to_string(),
+                )
+            })?;
         if size != self.size {
             return Err(DataError::SizeMismatch {
                 what: self.dataset.describe(),
