@@ -106,6 +106,9 @@ pub(super) fn backward_input_unchecked(
     w: &[f32],
     dx: &mut [f32],
 ) {
+    if geo.batch == 0 {
+        return;
+    }
     if input_grad_is_transposed_conv(geo) {
         let (k, p) = (geo.kernel_h, geo.params.padding);
         let (cin_g, cout_g, kk) = (geo.in_per_group(), geo.out_per_group(), k * k);
@@ -295,6 +298,10 @@ pub(super) fn backward_weight_unchecked(
     dy: &[f32],
     dw: &mut [f32],
 ) {
+    if geo.batch == 0 {
+        dw.fill(0.0);
+        return;
+    }
     let tiling = Tiling::new(geo);
     let chunks = tiling.chunks(geo.batch);
     let bands = &tiling.bands;

@@ -188,6 +188,9 @@ pub(super) fn forward_unchecked(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    if geo.batch == 0 {
+        return;
+    }
     let tiling = Tiling::new(geo);
     let scratch = tiling.col_len(geo, geo.in_per_group());
     let image_in = geo.in_channels * geo.height * geo.width;

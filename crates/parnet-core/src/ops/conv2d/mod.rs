@@ -102,10 +102,16 @@ impl Conv2dGeometry {
                 &[&x_dims, &w_dims],
             ));
         }
-        if kernel_h == 0 || kernel_w == 0 || out_channels == 0 || in_channels == 0 {
+        if kernel_h == 0
+            || kernel_w == 0
+            || out_channels == 0
+            || in_channels == 0
+            || height == 0
+            || width == 0
+        {
             return Err(shape_error(
                 OP,
-                "kernel and channel sizes must be non-zero",
+                "kernel, channel and image sizes must be non-zero (the batch may be empty)",
                 &[&x_dims, &w_dims],
             ));
         }

@@ -305,7 +305,7 @@ type ErrorCase<'a> = (
 #[test]
 fn rejects_invalid_arguments() {
     let p = Conv2dParams::new;
-    let cases: [ErrorCase<'_>; 9] = [
+    let cases: [ErrorCase<'_>; 10] = [
         (&[1, 4, 5, 5], &[4, 4, 3, 3], None, p(0, 1, 1), "stride"),
         (&[1, 4, 5, 5], &[4, 4, 3, 3], None, p(1, 1, 0), "groups"),
         (
@@ -333,6 +333,7 @@ fn rejects_invalid_arguments() {
         (&[4, 5, 5], &[4, 4, 3, 3], None, p(1, 1, 1), "4-D"),
         (&[1, 4, 5, 5], &[4, 4, 3], None, p(1, 1, 1), "4-D"),
         (&[1, 4, 5, 5], &[0, 4, 3, 3], None, p(1, 1, 1), "non-zero"),
+        (&[1, 4, 0, 5], &[4, 4, 1, 1], None, p(1, 1, 1), "non-zero"),
     ];
     for (x, w, bias, params, needle) in cases {
         let err = conv_error(x, w, bias, params);
@@ -364,6 +365,22 @@ fn slice_kernels_reject_wrong_lengths() {
     let mut dw = vec![0.0; 53];
     assert!(conv2d_backward_weight(&x, xd, &out, wd, params, &mut dw).is_err());
     assert!(conv2d_backward_bias(&out, [1, 3, 4, 4], &mut [0.0; 2]).is_err());
+}
+
+#[test]
+fn empty_batch_gives_empty_output_and_zero_weight_gradient() {
+    // Stride 1 (transposed-convolution input gradient) and 2 (col2im).
+    for (stride, out_hw) in [(1, 5), (2, 3)] {
+        let x = Tensor::zeros([0, 4, 5, 5]).into_leaf();
+        let w = Tensor::from_vec(vec![1.0; 8 * 4 * 9], [8, 4, 3, 3])
+            .unwrap()
+            .into_leaf();
+        let y = conv2d(&x, &w, None, Conv2dParams::new(stride, 1, 1)).unwrap();
+        assert_eq!(y.dims(), &[0, 8, out_hw, out_hw]);
+        y.backward_with(Buffer::zeros(0)).unwrap();
+        assert!(w.grad().unwrap().iter().all(|&g| g == 0.0));
+        assert_eq!(x.grad().unwrap().len(), 0);
+    }
 }
 
 #[test]
