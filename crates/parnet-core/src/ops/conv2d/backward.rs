@@ -9,7 +9,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::forward::{
-    MIN_TASKS, PER_IMAGE_MIN_BATCH, Tiling, blocks, forward_unchecked, tile_columns,
+    CHUNK_TASKS_MIN_CHUNKS, MIN_TASKS, Tiling, blocks, forward_unchecked, tile_columns,
 };
 use super::{Conv2dGeometry, Conv2dParams};
 use crate::error::Result;
@@ -21,8 +21,8 @@ use crate::tensor::Buffer;
 const MAX_WEIGHT_PARTIALS: usize = 16;
 /// ... and together they hold at most this many floats (32 MiB).
 const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
-/// With fewer images than [`PER_IMAGE_MIN_BATCH`], the col2im input gradient splits each group's
-/// input channels into blocks until there are about this many tasks.
+/// With fewer image chunks than [`CHUNK_TASKS_MIN_CHUNKS`], the col2im input gradient splits
+/// each group's input channels into blocks until there are about this many tasks.
 const INPUT_GRAD_MIN_TASKS: usize = 8;
 
 /// Graph-free input gradient: `grad_x` (`x_dims`, overwritten) from `grad_out`
@@ -185,7 +185,7 @@ fn input_grad_col2im(geo: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]
     let tiling = Tiling::new(geo);
     let chunks = tiling.chunks(geo.batch);
     let (cin_g, groups) = (geo.in_per_group(), geo.params.groups);
-    let wanted = if geo.batch >= PER_IMAGE_MIN_BATCH {
+    let wanted = if chunks.len() >= CHUNK_TASKS_MIN_CHUNKS {
         1
     } else {
         INPUT_GRAD_MIN_TASKS.div_ceil(chunks.len() * groups)

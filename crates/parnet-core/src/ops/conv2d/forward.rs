@@ -18,11 +18,11 @@ const MAX_BAND_PIXELS: usize = 512;
 const MIN_BAND_PIXELS: usize = 192;
 /// Target size of one band's column matrix, in floats (1 MiB: the L2 of one core).
 const COL_BUDGET: usize = 1 << 18;
-/// From this batch size on, rayon tasks take whole images; below it, (image, band, block of
-/// output channels) tiles.
-pub(super) const PER_IMAGE_MIN_BATCH: usize = 8;
-/// Below [`PER_IMAGE_MIN_BATCH`], output channels are split into blocks until there are this many
-/// tiles (so both cores of the target machine and a few more are busy) ...
+/// From this many image chunks on, rayon tasks take whole chunks; below it, (chunk, band, block
+/// of output channels) tiles.
+pub(super) const CHUNK_TASKS_MIN_CHUNKS: usize = 8;
+/// Below [`CHUNK_TASKS_MIN_CHUNKS`], output channels are split into blocks until there are this
+/// many tiles (so both cores of the target machine and a few more are busy) ...
 pub(super) const MIN_TASKS: usize = 4;
 /// ... but blocks keep at least this many output channels (each block repeats the im2col).
 const MIN_BLOCK_CHANNELS: usize = 256;
@@ -197,7 +197,7 @@ pub(super) fn forward_unchecked(
     let plane_out = geo.out_h * geo.out_w;
     let image_out = geo.out_channels * plane_out;
     let (cout_g, groups, m) = (geo.out_per_group(), geo.params.groups, tiling.images);
-    if geo.batch >= PER_IMAGE_MIN_BATCH {
+    if geo.batch.div_ceil(m) >= CHUNK_TASKS_MIN_CHUNKS {
         // One task per image chunk. With one image per chunk, each band's GEMM writes straight
         // into the output; otherwise into a tile that is then copied to the images.
         let tile_len = if m > 1 {

@@ -201,14 +201,17 @@ proptest! {
     }
 }
 
-/// Few images and many output channels: the forward splits output channels into blocks (of at
-/// least 256), which the random shapes above never reach.
+/// Tilings the random shapes above never reach: few images and many output channels (the
+/// forward splits output channels into blocks of at least 256), and one task per chunk of
+/// several images (16 images of 16x16 make 8 chunks of 2).
 #[test]
-fn output_channel_blocks_match_reference() {
+fn special_tilings_match_reference() {
     let cases = [
         ([1, 4, 7, 6], [520, 4, 3, 3], Conv2dParams::new(1, 1, 1)),
         ([2, 8, 5, 5], [1040, 4, 3, 3], Conv2dParams::new(2, 1, 2)),
         ([1, 6, 4, 4], [600, 6, 1, 1], Conv2dParams::new(1, 0, 1)),
+        ([16, 4, 16, 16], [8, 4, 3, 3], Conv2dParams::new(1, 1, 1)),
+        ([16, 4, 16, 16], [8, 2, 3, 3], Conv2dParams::new(1, 1, 2)),
     ];
     for (k, (x_dims, w_dims, params)) in cases.into_iter().enumerate() {
         let case = Case {
@@ -268,6 +271,8 @@ fn results_do_not_depend_on_thread_count() {
         ([20, 8, 8, 8], [16, 8, 3, 3], Conv2dParams::new(1, 1, 1)),
         ([3, 8, 16, 16], [16, 4, 3, 3], Conv2dParams::new(2, 1, 2)),
         ([20, 8, 8, 8], [16, 8, 1, 1], Conv2dParams::new(1, 0, 1)),
+        // One task per chunk of 2 images.
+        ([16, 4, 16, 16], [8, 4, 3, 3], Conv2dParams::new(1, 1, 1)),
         // Output channel blocks.
         ([1, 4, 7, 6], [520, 4, 3, 3], Conv2dParams::new(1, 1, 1)),
     ];
