@@ -2,6 +2,8 @@
 //! benchmarks use for all of them.
 
 pub mod parnet;
+pub mod resnet;
+pub mod sequential_parnet;
 
 use crate::Tensor;
 use crate::error::Result;
