@@ -187,3 +187,28 @@ impl ConvRun {
         .expect("weight gradient");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_are_valid_and_count_flops_by_the_formula() {
+        for case in CASES {
+            let geo = case.geometry();
+            let [n, cin, _, _] = case.x_dims;
+            let [cout, _, kh, kw] = case.w_dims;
+            let expected =
+                2 * n * cout * geo.out_h * geo.out_w * (cin / case.params.groups) * kh * kw;
+            assert_eq!(case.forward_flops(), expected as f64, "{}", case.name);
+            assert_eq!(
+                case.backward_flops(),
+                2.0 * expected as f64,
+                "{}",
+                case.name
+            );
+        }
+        // The stride-2 CIFAR layer halves the image.
+        assert_eq!(CASES[3].geometry().out_dims(), [64, 256, 16, 16]);
+    }
+}

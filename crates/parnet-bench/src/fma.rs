@@ -103,3 +103,17 @@ pub fn fma_peak_gflops(threads: usize, run: Duration, repeats: usize) -> f64 {
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_stay_bounded() {
+        // acc -> 0.999999 acc + 1e-6 moves every chain toward 1 and never overflows.
+        let v = fma_chains(10_000, 2.0);
+        let lanes = (ACCUMULATORS * 8) as f32;
+        assert!(v.is_finite() && v > lanes && v < 2.0 * lanes, "{v}");
+        assert!((fma_chains_scalar(10_000, 2.0) - v).abs() < 1e-3 * v);
+    }
+}

@@ -18,3 +18,16 @@ pub fn median_secs(warmup: usize, min_runs: usize, min_time: Duration, mut f: im
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_warmup_plus_at_least_min_runs() {
+        let mut calls = 0;
+        let t = median_secs(2, 5, Duration::ZERO, || calls += 1);
+        assert_eq!(calls, 7);
+        assert!(t >= 0.0);
+    }
+}
