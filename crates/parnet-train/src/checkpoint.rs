@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use parnet_core::io::{NamedTensor, load_module_tensors, module_tensors, read_tensors, write_tensors};
+use parnet_core::io::{
+    NamedTensor, load_module_tensors, module_tensors, read_tensors, write_tensors,
+};
 use parnet_core::models::parnet::ParNet;
 use parnet_core::optim::{Ema, Sgd};
 
@@ -41,16 +43,32 @@ fn fmt3(v: [f32; 3]) -> String {
 
 /// Parses `a,b,c` into three floats.
 pub fn parse3(s: &str) -> Result<[f32; 3]> {
-    let v: Vec<f32> = s.split(',').map(|x| x.trim().parse::<f32>()).collect::<Result<_, _>>()?;
-    v.try_into().map_err(|_| anyhow!("expected three comma-separated numbers, got {s:?}"))
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>())
+        .collect::<Result<_, _>>()?;
+    v.try_into()
+        .map_err(|_| anyhow!("expected three comma-separated numbers, got {s:?}"))
 }
 
 /// Writes a checkpoint atomically.
-pub fn save(path: &Path, model: &ParNet, sgd: &Sgd, ema: Option<&Ema>, meta: &CheckpointMeta) -> Result<()> {
+pub fn save(
+    path: &Path,
+    model: &ParNet,
+    sgd: &Sgd,
+    ema: Option<&Ema>,
+    meta: &CheckpointMeta,
+) -> Result<()> {
     let mut tensors = module_tensors(model);
-    tensors.extend(sgd.state().into_iter().map(|t| NamedTensor { name: format!("optim.{}", t.name), ..t }));
+    tensors.extend(sgd.state().into_iter().map(|t| NamedTensor {
+        name: format!("optim.{}", t.name),
+        ..t
+    }));
     if let Some(ema) = ema {
-        tensors.extend(ema.tensors().iter().map(|t| NamedTensor { name: format!("ema.{}", t.name), ..t.clone() }));
+        tensors.extend(ema.tensors().iter().map(|t| NamedTensor {
+            name: format!("ema.{}", t.name),
+            ..t.clone()
+        }));
     }
     let mut md: HashMap<String, String> = weights_metadata(model);
     let p = meta.position;
@@ -64,7 +82,8 @@ pub fn save(path: &Path, model: &ParNet, sgd: &Sgd, ema: Option<&Ema>, meta: &Ch
         ("image_size".to_string(), meta.image_size.to_string()),
         ("config".to_string(), meta.config_toml.clone()),
     ]);
-    write_tensors(path, &tensors, &md).with_context(|| format!("writing checkpoint {}", path.display()))
+    write_tensors(path, &tensors, &md)
+        .with_context(|| format!("writing checkpoint {}", path.display()))
 }
 
 /// The parts of a checkpoint file, split by prefix.
@@ -77,18 +96,30 @@ pub struct CheckpointFile {
 
 /// Reads a checkpoint (or a plain weights file: then `optim` and `ema` are empty).
 pub fn read(path: &Path) -> Result<CheckpointFile> {
-    let (tensors, metadata) = read_tensors(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let (tensors, metadata) =
+        read_tensors(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let (mut model, mut optim, mut ema) = (Vec::new(), Vec::new(), Vec::new());
     for t in tensors {
         if let Some(rest) = t.name.strip_prefix("optim.") {
-            optim.push(NamedTensor { name: rest.to_string(), ..t });
+            optim.push(NamedTensor {
+                name: rest.to_string(),
+                ..t
+            });
         } else if let Some(rest) = t.name.strip_prefix("ema.") {
-            ema.push(NamedTensor { name: rest.to_string(), ..t });
+            ema.push(NamedTensor {
+                name: rest.to_string(),
+                ..t
+            });
         } else {
             model.push(t);
         }
     }
-    Ok(CheckpointFile { model, optim, ema, metadata })
+    Ok(CheckpointFile {
+        model,
+        optim,
+        ema,
+        metadata,
+    })
 }
 
 impl CheckpointFile {

@@ -205,18 +205,66 @@ impl TrainConfig {
         let o = &self.optim;
         let in_unit = |v: f32| (0.0..1.0).contains(&v);
         let checks: [(bool, &str, String); 12] = [
-            (self.train.epochs > 0, "train.epochs", "must be at least 1".into()),
-            (self.train.batch_size > 0, "train.batch_size", "must be at least 1".into()),
-            (self.train.eval_batch_size > 0, "train.eval_batch_size", "must be at least 1".into()),
-            (self.train.threads != Some(0), "train.threads", "must be at least 1".into()),
-            (o.lr > 0.0 && o.lr.is_finite(), "optim.lr", format!("must be positive, got {}", o.lr)),
-            (in_unit(o.momentum), "optim.momentum", format!("must be in [0, 1), got {}", o.momentum)),
-            (o.weight_decay >= 0.0, "optim.weight_decay", "must be >= 0".into()),
-            (in_unit(o.label_smoothing), "optim.label_smoothing", "must be in [0, 1)".into()),
-            (o.grad_clip.is_none_or(|c| c > 0.0), "optim.grad_clip", "must be positive".into()),
-            (o.ema_decay.is_none_or(in_unit), "optim.ema_decay", "must be in [0, 1)".into()),
-            (self.model.width_mult.is_none_or(|m| m > 0.0), "model.width_mult", "must be positive".into()),
-            (self.model.dropout.is_none_or(in_unit), "model.dropout", "must be in [0, 1)".into()),
+            (
+                self.train.epochs > 0,
+                "train.epochs",
+                "must be at least 1".into(),
+            ),
+            (
+                self.train.batch_size > 0,
+                "train.batch_size",
+                "must be at least 1".into(),
+            ),
+            (
+                self.train.eval_batch_size > 0,
+                "train.eval_batch_size",
+                "must be at least 1".into(),
+            ),
+            (
+                self.train.threads != Some(0),
+                "train.threads",
+                "must be at least 1".into(),
+            ),
+            (
+                o.lr > 0.0 && o.lr.is_finite(),
+                "optim.lr",
+                format!("must be positive, got {}", o.lr),
+            ),
+            (
+                in_unit(o.momentum),
+                "optim.momentum",
+                format!("must be in [0, 1), got {}", o.momentum),
+            ),
+            (
+                o.weight_decay >= 0.0,
+                "optim.weight_decay",
+                "must be >= 0".into(),
+            ),
+            (
+                in_unit(o.label_smoothing),
+                "optim.label_smoothing",
+                "must be in [0, 1)".into(),
+            ),
+            (
+                o.grad_clip.is_none_or(|c| c > 0.0),
+                "optim.grad_clip",
+                "must be positive".into(),
+            ),
+            (
+                o.ema_decay.is_none_or(in_unit),
+                "optim.ema_decay",
+                "must be in [0, 1)".into(),
+            ),
+            (
+                self.model.width_mult.is_none_or(|m| m > 0.0),
+                "model.width_mult",
+                "must be positive".into(),
+            ),
+            (
+                self.model.dropout.is_none_or(in_unit),
+                "model.dropout",
+                "must be in [0, 1)".into(),
+            ),
         ];
         for (ok, key, why) in checks {
             if !ok {
@@ -226,7 +274,9 @@ impl TrainConfig {
         if o.nesterov && o.momentum == 0.0 {
             bail!("bad config: optim.nesterov needs optim.momentum > 0");
         }
-        self.schedule.validate().map_err(|e| anyhow::anyhow!("bad config: {e}"))?;
+        self.schedule
+            .validate()
+            .map_err(|e| anyhow::anyhow!("bad config: {e}"))?;
         Ok(())
     }
 
@@ -242,7 +292,8 @@ mod tests {
     #[test]
     fn shipped_configs_parse_validate_and_roundtrip() {
         for name in ["synthetic", "cifar10", "cifar100", "imagenet"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"));
+            let path =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"));
             let cfg = TrainConfig::load(Some(&path)).unwrap();
             cfg.validate().unwrap();
             let again = TrainConfig::from_toml(&cfg.to_toml().unwrap(), "roundtrip").unwrap();
@@ -264,9 +315,22 @@ mod tests {
     fn impossible_values_fail_validation_naming_the_key() {
         let mut cfg = TrainConfig::load(None).unwrap();
         cfg.optim.momentum = 1.5;
-        assert!(cfg.validate().unwrap_err().to_string().contains("optim.momentum"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("optim.momentum")
+        );
         let mut cfg = TrainConfig::load(None).unwrap();
-        cfg.apply(&Overrides { epochs: Some(0), ..Default::default() });
-        assert!(cfg.validate().unwrap_err().to_string().contains("train.epochs"));
+        cfg.apply(&Overrides {
+            epochs: Some(0),
+            ..Default::default()
+        });
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("train.epochs")
+        );
     }
 }

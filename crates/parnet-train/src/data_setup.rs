@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use parnet_data::transforms::{CIFAR10_MEAN, CIFAR10_STD};
-use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, SyntheticSet, open_dataset, train_val_split};
+use parnet_data::{
+    Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, SyntheticSet, open_dataset,
+    train_val_split,
+};
 
 use crate::config::{Augment, TrainConfig};
 
@@ -25,7 +28,10 @@ pub struct RunData {
 pub fn pipelines(augment: Augment, image_size: usize, erase_prob: f32) -> (Pipeline, Pipeline) {
     match augment {
         Augment::Cifar => (Pipeline::cifar_train(), Pipeline::cifar_eval()),
-        Augment::Imagenet => (Pipeline::imagenet_train(image_size, erase_prob), Pipeline::imagenet_eval(image_size)),
+        Augment::Imagenet => (
+            Pipeline::imagenet_train(image_size, erase_prob),
+            Pipeline::imagenet_eval(image_size),
+        ),
         Augment::None => (Pipeline::cifar_eval(), Pipeline::cifar_eval()),
     }
 }
@@ -44,21 +50,42 @@ pub fn build(cfg: &TrainConfig) -> Result<RunData> {
             bail!("bad config: data.synthetic_train and data.synthetic_val must be positive");
         }
         let train_set: Arc<dyn Dataset> = Arc::new(SyntheticSet::new(d.synthetic_train, seed));
-        let val_set: Arc<dyn Dataset> = Arc::new(SyntheticSet::new(d.synthetic_val, seed ^ 0x5eed_0f_7a1));
+        let val_set: Arc<dyn Dataset> =
+            Arc::new(SyntheticSet::new(d.synthetic_val, seed ^ 0x5eed_f7a1));
         let classes = train_set.num_classes();
-        let description = format!("synthetic: {} training and {} validation images", d.synthetic_train, d.synthetic_val);
-        (Loader::new(train_set, train_pipe, train_cfg)?, Loader::new(val_set, eval_pipe, eval_cfg)?, classes, description)
+        let description = format!(
+            "synthetic: {} training and {} validation images",
+            d.synthetic_train, d.synthetic_val
+        );
+        (
+            Loader::new(train_set, train_pipe, train_cfg)?,
+            Loader::new(val_set, eval_pipe, eval_cfg)?,
+            classes,
+            description,
+        )
     } else {
         let path = Path::new(&d.source);
         if !path.exists() {
-            bail!("data source {} does not exist (set data.source, --data or PARNET_DATA)", path.display());
+            bail!(
+                "data source {} does not exist (set data.source, --data or PARNET_DATA)",
+                path.display()
+            );
         }
-        let opened = open_dataset(path, &OpenOptions { skip_corrupt: d.skip_corrupt, ..Default::default() })
-            .with_context(|| format!("opening {}", path.display()))?;
+        let opened = open_dataset(
+            path,
+            &OpenOptions {
+                skip_corrupt: d.skip_corrupt,
+                ..Default::default()
+            },
+        )
+        .with_context(|| format!("opening {}", path.display()))?;
         let set: Arc<dyn Dataset> = Arc::from(opened.dataset);
         let n = set.len();
         if d.val_count >= n {
-            bail!("bad config: data.val_count {} leaves no training image of {n}", d.val_count);
+            bail!(
+                "bad config: data.val_count {} leaves no training image of {n}",
+                d.val_count
+            );
         }
         let (train_idx, val_idx) = train_val_split(n, d.val_count, seed)?;
         let classes = set.num_classes();
@@ -80,7 +107,15 @@ pub fn build(cfg: &TrainConfig) -> Result<RunData> {
     if h != w {
         bail!("training images are {h}x{w}; only square inputs are supported");
     }
-    Ok(RunData { train, val, num_classes, image_size: h, mean, std, description })
+    Ok(RunData {
+        train,
+        val,
+        num_classes,
+        image_size: h,
+        mean,
+        std,
+        description,
+    })
 }
 
 /// The normalisation of the CIFAR pipelines (the default recorded in checkpoints).

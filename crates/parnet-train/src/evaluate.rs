@@ -35,5 +35,10 @@ pub fn evaluate(model: &dyn Network, loader: &Loader) -> Result<EvalResult> {
         images += n;
     }
     let n = images.max(1) as f64;
-    Ok(EvalResult { images, loss: loss_sum / n, top1: top1 as f64 / n, top5: top5 as f64 / n })
+    Ok(EvalResult {
+        images,
+        loss: loss_sum / n,
+        top1: top1 as f64 / n,
+        top5: top5 as f64 / n,
+    })
 }

@@ -30,10 +30,13 @@ pub fn read_log(path: &Path) -> Result<Vec<EpochRecord>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).with_context(|| format!("bad line in {}: {l}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l).with_context(|| format!("bad line in {}: {l}", path.display()))
+        })
         .collect()
 }
 
@@ -59,7 +62,11 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<()> {
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(480);
         let last = records.last().map_or(1, |r| r.epoch).max(1) as f64;
-        let max_loss = records.iter().flat_map(|r| [r.train_loss, r.val_loss]).fold(0.1, f64::max) * 1.05;
+        let max_loss = records
+            .iter()
+            .flat_map(|r| [r.train_loss, r.val_loss])
+            .fold(0.1, f64::max)
+            * 1.05;
         let mut chart = ChartBuilder::on(&left)
             .caption("loss", ("sans-serif", 18))
             .margin(10)
@@ -67,9 +74,20 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<()> {
             .y_label_area_size(45)
             .build_cartesian_2d(0f64..last, 0f64..max_loss)?;
         chart.configure_mesh().x_desc("epoch").draw()?;
-        let series = |f: fn(&EpochRecord) -> f64| records.iter().map(move |r| (r.epoch as f64, f(r))).collect::<Vec<_>>();
-        chart.draw_series(LineSeries::new(series(|r| r.train_loss), &BLUE))?.label("train").legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLUE));
-        chart.draw_series(LineSeries::new(series(|r| r.val_loss), &RED))?.label("validation").legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
+        let series = |f: fn(&EpochRecord) -> f64| {
+            records
+                .iter()
+                .map(move |r| (r.epoch as f64, f(r)))
+                .collect::<Vec<_>>()
+        };
+        chart
+            .draw_series(LineSeries::new(series(|r| r.train_loss), &BLUE))?
+            .label("train")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLUE));
+        chart
+            .draw_series(LineSeries::new(series(|r| r.val_loss), &RED))?
+            .label("validation")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
         chart.configure_series_labels().border_style(BLACK).draw()?;
         let mut chart = ChartBuilder::on(&right)
             .caption("top-1 accuracy (%)", ("sans-serif", 18))
@@ -78,9 +96,19 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<()> {
             .y_label_area_size(45)
             .build_cartesian_2d(0f64..last, 0f64..100f64)?;
         chart.configure_mesh().x_desc("epoch").draw()?;
-        chart.draw_series(LineSeries::new(series(|r| 100.0 * r.train_top1), &BLUE))?.label("train").legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLUE));
-        chart.draw_series(LineSeries::new(series(|r| 100.0 * r.val_top1), &RED))?.label("validation").legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
-        chart.configure_series_labels().border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
+        chart
+            .draw_series(LineSeries::new(series(|r| 100.0 * r.train_top1), &BLUE))?
+            .label("train")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLUE));
+        chart
+            .draw_series(LineSeries::new(series(|r| 100.0 * r.val_top1), &RED))?
+            .label("validation")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
         root.present()?;
     }
     parnet_core::io::write_atomic(path, svg.as_bytes())?;

@@ -58,31 +58,56 @@ impl Schedule {
     /// Epochs the schedule runs in total, for a main phase of `epochs` (adds cooldown).
     pub fn total_epochs(&self, epochs: usize) -> usize {
         match self {
-            Schedule::Cosine { cooldown_epochs, .. } => epochs + cooldown_epochs.ceil() as usize,
+            Schedule::Cosine {
+                cooldown_epochs, ..
+            } => epochs + cooldown_epochs.ceil() as usize,
             _ => epochs,
         }
     }
 
     /// Checks the parameters, naming the bad one.
     pub fn validate(&self) -> Result<(), String> {
-        let nonneg = |name: &str, v: f64| if v >= 0.0 && v.is_finite() { Ok(()) } else { Err(format!("schedule.{name} must be >= 0, got {v}")) };
+        let nonneg = |name: &str, v: f64| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("schedule.{name} must be >= 0, got {v}"))
+            }
+        };
         match *self {
-            Schedule::Cosine { warmup_epochs, warmup_lr, min_lr, cooldown_epochs } => {
+            Schedule::Cosine {
+                warmup_epochs,
+                warmup_lr,
+                min_lr,
+                cooldown_epochs,
+            } => {
                 nonneg("warmup_epochs", warmup_epochs)?;
                 nonneg("warmup_lr", warmup_lr)?;
                 nonneg("min_lr", min_lr)?;
                 nonneg("cooldown_epochs", cooldown_epochs)
             }
-            Schedule::Step { step_epochs, gamma, warmup_epochs } => {
+            Schedule::Step {
+                step_epochs,
+                gamma,
+                warmup_epochs,
+            } => {
                 if step_epochs <= 0.0 {
-                    return Err(format!("schedule.step_epochs must be > 0, got {step_epochs}"));
+                    return Err(format!(
+                        "schedule.step_epochs must be > 0, got {step_epochs}"
+                    ));
                 }
                 nonneg("gamma", gamma)?;
                 nonneg("warmup_epochs", warmup_epochs)
             }
-            Schedule::OneCycle { pct_start, div_factor, final_div_factor } => {
+            Schedule::OneCycle {
+                pct_start,
+                div_factor,
+                final_div_factor,
+            } => {
                 if !(0.0..1.0).contains(&pct_start) {
-                    return Err(format!("schedule.pct_start must be in [0, 1), got {pct_start}"));
+                    return Err(format!(
+                        "schedule.pct_start must be in [0, 1), got {pct_start}"
+                    ));
                 }
                 if div_factor <= 0.0 || final_div_factor <= 0.0 {
                     return Err("schedule.div_factor and final_div_factor must be > 0".into());
@@ -97,7 +122,12 @@ impl Schedule {
     pub fn lr(&self, base_lr: f64, t: f64, epochs: usize) -> f64 {
         let epochs = epochs.max(1) as f64;
         match *self {
-            Schedule::Cosine { warmup_epochs, warmup_lr, min_lr, .. } => {
+            Schedule::Cosine {
+                warmup_epochs,
+                warmup_lr,
+                min_lr,
+                ..
+            } => {
                 if t < warmup_epochs {
                     warmup_lr + (base_lr - warmup_lr) * t / warmup_epochs
                 } else if t >= epochs {
@@ -106,14 +136,22 @@ impl Schedule {
                     cosine_interp(base_lr, min_lr, t / epochs)
                 }
             }
-            Schedule::Step { step_epochs, gamma, warmup_epochs } => {
+            Schedule::Step {
+                step_epochs,
+                gamma,
+                warmup_epochs,
+            } => {
                 if t < warmup_epochs {
                     base_lr * t / warmup_epochs
                 } else {
                     base_lr * gamma.powi((t / step_epochs).floor() as i32)
                 }
             }
-            Schedule::OneCycle { pct_start, div_factor, final_div_factor } => {
+            Schedule::OneCycle {
+                pct_start,
+                div_factor,
+                final_div_factor,
+            } => {
                 let initial = base_lr / div_factor;
                 let last = initial / final_div_factor;
                 let up = pct_start * epochs;
@@ -138,12 +176,20 @@ mod tests {
 
     #[test]
     fn cosine_with_warmup_and_cooldown() {
-        let s = Schedule::Cosine { warmup_epochs: 2.0, warmup_lr: 0.01, min_lr: 1e-5, cooldown_epochs: 10.0 };
+        let s = Schedule::Cosine {
+            warmup_epochs: 2.0,
+            warmup_lr: 0.01,
+            min_lr: 1e-5,
+            cooldown_epochs: 10.0,
+        };
         close(s.lr(0.1, 0.0, 100), 0.01);
         close(s.lr(0.1, 1.0, 100), 0.055);
         // Mid-way: min + (base - min)/2.
         close(s.lr(0.1, 50.0, 100), 1e-5 + 0.5 * (0.1 - 1e-5));
-        close(s.lr(0.1, 25.0, 100), 1e-5 + 0.5 * (0.1 - 1e-5) * (1.0 + (std::f64::consts::PI / 4.0).cos()));
+        close(
+            s.lr(0.1, 25.0, 100),
+            1e-5 + 0.5 * (0.1 - 1e-5) * (1.0 + (std::f64::consts::PI / 4.0).cos()),
+        );
         close(s.lr(0.1, 100.0, 100), 1e-5);
         close(s.lr(0.1, 105.0, 100), 1e-5);
         assert_eq!(s.total_epochs(120), 130);
@@ -151,7 +197,11 @@ mod tests {
 
     #[test]
     fn step_decays_by_gamma() {
-        let s = Schedule::Step { step_epochs: 30.0, gamma: 0.1, warmup_epochs: 0.0 };
+        let s = Schedule::Step {
+            step_epochs: 30.0,
+            gamma: 0.1,
+            warmup_epochs: 0.0,
+        };
         close(s.lr(0.1, 29.9, 90), 0.1);
         close(s.lr(0.1, 30.0, 90), 0.010000000000000002);
         close(s.lr(0.1, 65.0, 90), 0.1 * 0.1 * 0.1);
@@ -159,7 +209,11 @@ mod tests {
 
     #[test]
     fn one_cycle_goes_up_then_down() {
-        let s = Schedule::OneCycle { pct_start: 0.25, div_factor: 25.0, final_div_factor: 1e4 };
+        let s = Schedule::OneCycle {
+            pct_start: 0.25,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+        };
         close(s.lr(1.0, 0.0, 100), 0.04);
         close(s.lr(1.0, 25.0, 100), 1.0);
         close(s.lr(1.0, 100.0, 100), 0.04 / 1e4);
@@ -168,7 +222,11 @@ mod tests {
 
     #[test]
     fn invalid_parameters_are_named() {
-        let s = Schedule::Step { step_epochs: 0.0, gamma: 0.1, warmup_epochs: 0.0 };
+        let s = Schedule::Step {
+            step_epochs: 0.0,
+            gamma: 0.1,
+            warmup_epochs: 0.0,
+        };
         assert!(s.validate().unwrap_err().contains("step_epochs"));
     }
 }

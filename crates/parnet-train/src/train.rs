@@ -88,12 +88,17 @@ pub fn model_config(cfg: &TrainConfig, classes: usize) -> Result<ParNetConfig> {
 }
 
 fn set_threads(threads: Option<usize>) -> Result<()> {
-    if let Some(t) = threads {
-        if rayon::current_num_threads() != t
-            && rayon::ThreadPoolBuilder::new().num_threads(t).build_global().is_err()
-        {
-            bail!("cannot set {t} threads: the thread pool was already started with {}", rayon::current_num_threads());
-        }
+    if let Some(t) = threads
+        && rayon::current_num_threads() != t
+        && rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .is_err()
+    {
+        bail!(
+            "cannot set {t} threads: the thread pool was already started with {}",
+            rayon::current_num_threads()
+        );
     }
     Ok(())
 }
@@ -155,32 +160,57 @@ impl State {
     }
 
     fn out_of_time(&self) -> bool {
-        self.cfg.train.time_limit_minutes.is_some_and(|m| self.seconds() >= m * 60.0)
+        self.cfg
+            .train
+            .time_limit_minutes
+            .is_some_and(|m| self.seconds() >= m * 60.0)
     }
 }
 
 /// Seed of the random choices of one optimiser step (dropout masks).
 fn step_seed(seed: u64, global_step: u64) -> u64 {
-    (seed ^ 0xD1B5_4A32_D192_ED03).wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(global_step)
+    (seed ^ 0xD1B5_4A32_D192_ED03)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(global_step)
 }
 
-fn run(cfg: TrainConfig, dir: &Path, resume_from: Option<checkpoint::CheckpointFile>, opts: TrainOptions) -> Result<TrainSummary> {
+fn run(
+    cfg: TrainConfig,
+    dir: &Path,
+    resume_from: Option<checkpoint::CheckpointFile>,
+    opts: TrainOptions,
+) -> Result<TrainSummary> {
     set_threads(cfg.train.threads)?;
     install_signal_handler();
     STOP.store(false, Ordering::SeqCst);
     let data = data_setup::build(&cfg)?;
     let mc = model_config(&cfg, data.num_classes)?;
     if data.image_size % mc.size_multiple() != 0 {
-        bail!("{} needs images whose size is a multiple of {}; the data gives {}", mc.name, mc.size_multiple(), data.image_size);
+        bail!(
+            "{} needs images whose size is a multiple of {}; the data gives {}",
+            mc.name,
+            mc.size_multiple(),
+            data.image_size
+        );
     }
     let model = ParNet::new(mc, cfg.train.seed)?;
     let o = &cfg.optim;
     let mut sgd = Sgd::new(
         model.params(),
-        SgdConfig { momentum: o.momentum, dampening: 0.0, nesterov: o.nesterov, weight_decay: o.weight_decay },
+        SgdConfig {
+            momentum: o.momentum,
+            dampening: 0.0,
+            nesterov: o.nesterov,
+            weight_decay: o.weight_decay,
+        },
     )?;
     let mut ema = o.ema_decay.map(|d| Ema::new(&model, d));
-    let mut pos = RunPosition { epoch: 0, step_in_epoch: 0, global_step: 0, best_val_top1: 0.0 };
+    let mut pos = RunPosition {
+        epoch: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        best_val_top1: 0.0,
+    };
     let mut records = Vec::new();
     if let Some(file) = &resume_from {
         file.load_model(&model, &last_checkpoint(dir))?;
@@ -203,7 +233,18 @@ fn run(cfg: TrainConfig, dir: &Path, resume_from: Option<checkpoint::CheckpointF
             dir.display()
         );
     }
-    let mut st = State { cfg, dir: dir.to_path_buf(), data, model, sgd, ema, pos, records, seconds_before, started: Instant::now() };
+    let mut st = State {
+        cfg,
+        dir: dir.to_path_buf(),
+        data,
+        model,
+        sgd,
+        ema,
+        pos,
+        records,
+        seconds_before,
+        started: Instant::now(),
+    };
     let total_epochs = st.cfg.schedule.total_epochs(st.cfg.train.epochs);
     let mut last_val = EvalResult::default();
     let mut last_rate = 0.0;
@@ -213,14 +254,22 @@ fn run(cfg: TrainConfig, dir: &Path, resume_from: Option<checkpoint::CheckpointF
         if outcome.interrupted {
             st.save(&last_checkpoint(&st.dir))?;
             if opts.verbose {
-                println!("stopped at epoch {} step {}; checkpoint saved; continue with `parnet train --resume {}`", st.pos.epoch, st.pos.step_in_epoch, st.dir.display());
+                println!(
+                    "stopped at epoch {} step {}; checkpoint saved; continue with `parnet train --resume {}`",
+                    st.pos.epoch,
+                    st.pos.step_in_epoch,
+                    st.dir.display()
+                );
             }
             return Ok(summary(&st, last_val, true, last_rate));
         }
         last_val = end_epoch(&mut st, &outcome, opts)?;
         if st.out_of_time() && st.pos.epoch < total_epochs {
             if opts.verbose {
-                println!("time limit reached after epoch {}; checkpoint saved", st.pos.epoch);
+                println!(
+                    "time limit reached after epoch {}; checkpoint saved",
+                    st.pos.epoch
+                );
             }
             return Ok(summary(&st, last_val, true, last_rate));
         }
@@ -228,7 +277,12 @@ fn run(cfg: TrainConfig, dir: &Path, resume_from: Option<checkpoint::CheckpointF
     Ok(summary(&st, last_val, false, last_rate))
 }
 
-fn summary(st: &State, final_val: EvalResult, interrupted: bool, images_per_sec: f64) -> TrainSummary {
+fn summary(
+    st: &State,
+    final_val: EvalResult,
+    interrupted: bool,
+    images_per_sec: f64,
+) -> TrainSummary {
     TrainSummary {
         run_dir: st.dir.clone(),
         epochs_done: st.pos.epoch,
@@ -250,7 +304,11 @@ struct EpochOutcome {
 }
 
 fn progress_bar(opts: TrainOptions, steps: usize, epoch: usize) -> ProgressBar {
-    let pb = if opts.progress { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
+    let pb = if opts.progress {
+        ProgressBar::new(steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     if opts.progress {
         pb.set_draw_target(ProgressDrawTarget::stderr());
         pb.set_style(
@@ -267,7 +325,10 @@ fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
     let epoch = st.pos.epoch;
     let steps = st.data.train.num_batches();
     if steps == 0 {
-        bail!("the training set has fewer images than one batch ({})", st.cfg.train.batch_size);
+        bail!(
+            "the training set has fewer images than one batch ({})",
+            st.cfg.train.batch_size
+        );
     }
     let start = st.pos.step_in_epoch;
     let classes = st.model.config.num_classes;
@@ -275,7 +336,14 @@ fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
     let smoothing = st.cfg.optim.label_smoothing;
     let pb = progress_bar(opts, steps, epoch);
     pb.set_position(start as u64);
-    let mut out = EpochOutcome { interrupted: false, loss_sum: 0.0, correct: 0, images: 0, images_per_sec: 0.0, lr: 0.0 };
+    let mut out = EpochOutcome {
+        interrupted: false,
+        loss_sum: 0.0,
+        correct: 0,
+        images: 0,
+        images_per_sec: 0.0,
+        lr: 0.0,
+    };
     let t0 = Instant::now();
     let mut batches = st.data.train.epoch(epoch as u64);
     let mut index = 0;
@@ -286,9 +354,15 @@ fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
             batches.recycle(batch);
             continue;
         }
-        let lr = st.cfg.schedule.lr(base_lr, epoch as f64 + index as f64 / steps as f64, epochs);
+        let lr = st
+            .cfg
+            .schedule
+            .lr(base_lr, epoch as f64 + index as f64 / steps as f64, epochs);
         let x = Tensor::new(Buffer::from_slice(&batch.images), batch.shape().to_vec())?;
-        let ctx = Ctx { parallel_streams: !st.cfg.train.sequential_streams, ..Ctx::train(step_seed(st.cfg.train.seed, st.pos.global_step)) };
+        let ctx = Ctx {
+            parallel_streams: !st.cfg.train.sequential_streams,
+            ..Ctx::train(step_seed(st.cfg.train.seed, st.pos.global_step))
+        };
         let logits = st.model.forward(&x, ctx)?;
         let loss = cross_entropy(&logits, &batch.labels, smoothing)?;
         let loss_value = loss.item()?;

@@ -23,12 +23,16 @@ impl Default for BackwardOptions {
     }
 }
 
-/// Identifies one gradient contribution: (consumer's creation id, input position). Contributions
-/// are summed in increasing key order.
-type ContributionKey = (u64, usize);
+/// Identifies one gradient contribution: (consumer's discovery index, input position).
+/// Contributions are summed in increasing key order. Discovery indices come from a depth-first
+/// walk of the graph from the root (inputs in order), so they depend only on the graph's shape,
+/// never on which thread created which tensor first.
+type ContributionKey = (usize, usize);
 
 struct NodeState {
     tensor: Tensor,
+    /// Position in the deterministic discovery order.
+    order: usize,
     /// Contributions still to arrive.
     pending: AtomicUsize,
     contributions: Mutex<Vec<(ContributionKey, Buffer)>>,
@@ -36,7 +40,7 @@ struct NodeState {
 
 struct Walk {
     nodes: HashMap<u64, NodeState>,
-    leaves: Mutex<Vec<(u64, Arc<GradSlot>, Buffer)>>,
+    leaves: Mutex<Vec<(usize, Arc<GradSlot>, Buffer)>>,
     parallel: bool,
 }
 
@@ -79,7 +83,7 @@ impl Tensor {
             walk.run_sequential(self.inner.id);
         }
         let mut leaves = walk.leaves.into_inner().unwrap_or_else(|e| e.into_inner());
-        leaves.sort_by_key(|(id, _, _)| *id);
+        leaves.sort_by_key(|(order, _, _)| *order);
         for (_, slot, g) in leaves {
             slot.accumulate(&g);
         }
@@ -91,16 +95,17 @@ impl Walk {
     fn new(root: &Tensor, parallel: bool) -> Walk {
         let mut nodes: HashMap<u64, NodeState> = HashMap::new();
         let mut stack = vec![root.clone()];
-        nodes.insert(root.inner.id, NodeState::new(root.clone()));
+        nodes.insert(root.inner.id, NodeState::new(root.clone(), 0));
         // Root receives one contribution (the seed gradient).
         nodes[&root.inner.id].pending.store(1, Ordering::Relaxed);
         while let Some(t) = stack.pop() {
             if let Link::Op(node) = &t.inner.link {
                 for input in node.inputs.iter().filter(|i| i.requires_grad()) {
                     let id = input.inner.id;
+                    let next_order = nodes.len();
                     let state = nodes.entry(id).or_insert_with(|| {
                         stack.push(input.clone());
-                        NodeState::new(input.clone())
+                        NodeState::new(input.clone(), next_order)
                     });
                     *state.pending.get_mut() += 1;
                 }
@@ -147,12 +152,13 @@ impl Walk {
     /// Runs one ready node's backward and returns the inputs that became ready.
     fn step(&self, id: u64) -> Vec<u64> {
         let grad = self.total_grad(id);
-        let tensor = &self.nodes[&id].tensor;
+        let state = &self.nodes[&id];
+        let tensor = &state.tensor;
         match &tensor.inner.link {
             Link::Constant => Vec::new(),
             Link::Leaf(slot) => {
                 self.leaves.lock().unwrap_or_else(|e| e.into_inner()).push((
-                    id,
+                    state.order,
                     slot.clone(),
                     grad,
                 ));
@@ -188,7 +194,7 @@ impl Walk {
                         "{}: gradient {pos} has the wrong length",
                         node.op.name()
                     );
-                    if self.deliver(input.inner.id, (id, pos), g) {
+                    if self.deliver(input.inner.id, (state.order, pos), g) {
                         ready.push(input.inner.id);
                     }
                 }
@@ -201,7 +207,7 @@ impl Walk {
         let mut ready = vec![root];
         while let Some(id) = ready.pop() {
             let mut next = self.step(id);
-            // Visit in a fixed order (highest id first) so the walk is reproducible.
+            // Any visit order gives the same sums (contributions are keyed); keep one anyway.
             next.sort_unstable();
             ready.extend(next);
         }
@@ -221,9 +227,10 @@ impl Walk {
 }
 
 impl NodeState {
-    fn new(tensor: Tensor) -> NodeState {
+    fn new(tensor: Tensor, order: usize) -> NodeState {
         NodeState {
             tensor,
+            order,
             pending: AtomicUsize::new(0),
             contributions: Mutex::new(Vec::new()),
         }

@@ -190,7 +190,11 @@ pub fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, St
 }
 
 /// Saves every parameter and state buffer of `module` under its name.
-pub fn save_module(module: &dyn Module, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+pub fn save_module(
+    module: &dyn Module,
+    path: &Path,
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
     write_tensors(path, &module_tensors(module), metadata)
 }
 
@@ -205,8 +209,13 @@ pub fn load_module(module: &dyn Module, path: &Path) -> Result<HashMap<String, S
 
 /// Loads `module` from tensors already read (`path` names them in errors); the same checks as
 /// [`load_module`].
-pub fn load_module_tensors(module: &dyn Module, tensors: &[NamedTensor], path: &Path) -> Result<()> {
-    let mut by_name: BTreeMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+pub fn load_module_tensors(
+    module: &dyn Module,
+    tensors: &[NamedTensor],
+    path: &Path,
+) -> Result<()> {
+    let mut by_name: BTreeMap<&str, &NamedTensor> =
+        tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
     module.visit_params(&mut |p| expected.push((p.name().to_string(), p.shape().dims().to_vec())));
     module.visit_buffers(&mut |b| expected.push((b.name.clone(), b.shape.dims().to_vec())));
@@ -229,14 +238,26 @@ pub fn load_module_tensors(module: &dyn Module, tensors: &[NamedTensor], path: &
             parts.push(format!("{} missing: {}", missing.len(), missing.join(", ")));
         }
         if !unexpected.is_empty() {
-            parts.push(format!("{} unexpected: {}", unexpected.len(), unexpected.join(", ")));
+            parts.push(format!(
+                "{} unexpected: {}",
+                unexpected.len(),
+                unexpected.join(", ")
+            ));
         }
         if !misshaped.is_empty() {
-            parts.push(format!("{} with the wrong shape: {}", misshaped.len(), misshaped.join("; ")));
+            parts.push(format!(
+                "{} with the wrong shape: {}",
+                misshaped.len(),
+                misshaped.join("; ")
+            ));
         }
-        return Err(weights_err(path, format!("does not match the model: {}", parts.join("; "))));
+        return Err(weights_err(
+            path,
+            format!("does not match the model: {}", parts.join("; ")),
+        ));
     }
-    let lookup: HashMap<&str, &NamedTensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let lookup: HashMap<&str, &NamedTensor> =
+        tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut result = Ok(());
     module.visit_params(&mut |p| {
         if let Err(e) = p.set(&lookup[p.name()].data) {

@@ -40,6 +40,10 @@ impl Network for parnet::ParNet {
 
     fn macs(&self, image_size: usize) -> usize {
         let info = self.info(image_size);
-        if self.is_fused() { info.macs_fused } else { info.macs_train }
+        if self.is_fused() {
+            info.macs_fused
+        } else {
+            info.macs_train
+        }
     }
 }

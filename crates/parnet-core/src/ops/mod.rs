@@ -15,6 +15,14 @@ pub mod pool;
 pub mod reduce;
 pub mod reshape;
 
-pub use elementwise::add;
+pub use activation::{relu, sigmoid, silu};
+pub use batch_norm::{batch_norm2d_eval, batch_norm2d_train};
+pub use channel::{channel_shuffle, interleave_channels};
+pub use conv2d::{Conv2dParams, conv2d};
+pub use dropout::dropout;
+pub use elementwise::{add, mul_channel, scale};
+pub use linear::linear;
+pub use loss::{cross_entropy, log_softmax};
+pub use pool::{avg_pool2d_2x2, global_avg_pool};
 pub use reduce::{mean, sum};
 pub use reshape::reshape;

@@ -12,7 +12,7 @@ fn model_info(spec: &ModelSpec, image_size: Option<usize>) -> Result<ModelInfo> 
     let cfg = spec.config()?;
     let size = image_size.unwrap_or(cfg.default_image_size());
     let m = cfg.size_multiple();
-    if size == 0 || size % m != 0 {
+    if size == 0 || !size.is_multiple_of(m) {
         bail!(
             "--image-size {size}: {} needs a positive multiple of {m}",
             cfg.name

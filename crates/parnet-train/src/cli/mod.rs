@@ -216,7 +216,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => {
             let summary = run_train(&args)?;
             if summary.interrupted {
-                println!("run stopped early in {}; resume with --resume", summary.run_dir.display());
+                println!(
+                    "run stopped early in {}; resume with --resume",
+                    summary.run_dir.display()
+                );
             } else {
                 println!(
                     "done: {} epochs, validation top-1 {:.2}% (best {:.2}%), {:.0} images/s, {:.0} s; run in {}",
@@ -229,16 +232,40 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Eval { checkpoint, data, format, batch_size, json } => {
+        Command::Eval {
+            checkpoint,
+            data,
+            format,
+            batch_size,
+            json,
+        } => {
             let r = run_eval(&checkpoint, &data, format.as_deref(), batch_size)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("{} images: top-1 {:.2}%, top-5 {:.2}%, loss {:.4}", r.images, 100.0 * r.top1, 100.0 * r.top5, r.loss);
+                println!(
+                    "{} images: top-1 {:.2}%, top-5 {:.2}%, loss {:.4}",
+                    r.images,
+                    100.0 * r.top1,
+                    100.0 * r.top5,
+                    r.loss
+                );
             }
         }
-        Command::Data { what: DataCommand::Pack { src, dst, size, skip_corrupt } } => {
-            let options = parnet_data::PackOptions { size, skip_corrupt, ..Default::default() };
+        Command::Data {
+            what:
+                DataCommand::Pack {
+                    src,
+                    dst,
+                    size,
+                    skip_corrupt,
+                },
+        } => {
+            let options = parnet_data::PackOptions {
+                size,
+                skip_corrupt,
+                ..Default::default()
+            };
             let report = parnet_data::pack_folder(&src, &dst, &options)?;
             println!(
                 "packed {} images ({}x{}, {} classes) into {}{}",
@@ -247,10 +274,16 @@ pub fn run(cli: Cli) -> Result<()> {
                 report.width,
                 report.num_classes,
                 report.output.display(),
-                if report.skipped.is_empty() { String::new() } else { format!("; skipped {} unreadable images", report.skipped.len()) }
+                if report.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped {} unreadable images", report.skipped.len())
+                }
             );
         }
-        Command::Data { what: DataCommand::Inspect { path, json } } => {
+        Command::Data {
+            what: DataCommand::Inspect { path, json },
+        } => {
             let report = parnet_data::inspect(&path)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset};
 use parnet_data::datasets::cifar::{CifarLabel, Split};
+use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset};
 
 use crate::checkpoint::{self, parse3};
 use crate::config::{Overrides, TrainConfig};
@@ -54,15 +54,19 @@ pub struct TrainArgs {
 /// Resolves the configuration (file, then $PARNET_DATA for a config whose data path does not
 /// exist, then command-line overrides) and trains, or resumes.
 pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
-    let opts = TrainOptions { progress: !args.quiet, verbose: true };
+    let opts = TrainOptions {
+        progress: !args.quiet,
+        verbose: true,
+    };
     if let Some(dir) = &args.resume {
         return resume(dir, opts);
     }
     let mut cfg = TrainConfig::load(args.config.as_deref())?;
-    if cfg.data.source != "synthetic" && !Path::new(&cfg.data.source).exists() {
-        if let Ok(env) = std::env::var("PARNET_DATA") {
-            cfg.data.source = env;
-        }
+    if cfg.data.source != "synthetic"
+        && !Path::new(&cfg.data.source).exists()
+        && let Ok(env) = std::env::var("PARNET_DATA")
+    {
+        cfg.data.source = env;
     }
     cfg.apply(&Overrides {
         model: args.model.clone(),
@@ -81,7 +85,12 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
 
 /// Evaluates a checkpoint or deploy-weights file on a data set, with the normalisation its
 /// metadata records. `format` picks CIFAR labels or split for binary sets.
-pub fn run_eval(checkpoint_path: &Path, data: &Path, format: Option<&str>, batch_size: usize) -> Result<EvalResult> {
+pub fn run_eval(
+    checkpoint_path: &Path,
+    data: &Path,
+    format: Option<&str>,
+    batch_size: usize,
+) -> Result<EvalResult> {
     if !checkpoint_path.exists() {
         bail!("checkpoint {} does not exist", checkpoint_path.display());
     }
@@ -91,21 +100,36 @@ pub fn run_eval(checkpoint_path: &Path, data: &Path, format: Option<&str>, batch
     file.load_model(&model, checkpoint_path)?;
     let mean = file.metadata.get("mean").map(|s| parse3(s)).transpose()?;
     let std = file.metadata.get("std").map(|s| parse3(s)).transpose()?;
-    let mut options = OpenOptions { split: Split::Test, cifar_label: CifarLabel::Fine, skip_corrupt: false };
+    let mut options = OpenOptions {
+        split: Split::Test,
+        cifar_label: CifarLabel::Fine,
+        skip_corrupt: false,
+    };
     match format {
         None | Some("cifar10") | Some("cifar100") | Some("folder") => {}
         Some(other) => bail!("unknown --format {other:?} (cifar10, cifar100 or folder)"),
     }
-    if format == Some("folder") || data.is_dir() && !parnet_data::datasets::cifar::is_cifar_folder(data) {
+    if format == Some("folder")
+        || data.is_dir() && !parnet_data::datasets::cifar::is_cifar_folder(data)
+    {
         options.split = Split::Train;
     }
-    let opened = open_dataset(data, &options).with_context(|| format!("opening {}", data.display()))?;
+    let opened =
+        open_dataset(data, &options).with_context(|| format!("opening {}", data.display()))?;
     let set: Arc<dyn Dataset> = Arc::from(opened.dataset);
     if set.num_classes() > model.config.num_classes {
-        bail!("{} has {} classes but the model predicts {}", data.display(), set.num_classes(), model.config.num_classes);
+        bail!(
+            "{} has {} classes but the model predicts {}",
+            data.display(),
+            set.num_classes(),
+            model.config.num_classes
+        );
     }
     let default_norm = Pipeline::cifar_eval();
-    let pipeline = Pipeline::normalize_only(mean.unwrap_or(default_norm.mean), std.unwrap_or(default_norm.std));
+    let pipeline = Pipeline::normalize_only(
+        mean.unwrap_or(default_norm.mean),
+        std.unwrap_or(default_norm.std),
+    );
     let loader = Loader::new(set, pipeline, LoaderConfig::eval(batch_size))?;
     evaluate(&model, &loader)
 }

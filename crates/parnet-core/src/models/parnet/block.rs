@@ -72,7 +72,8 @@ impl Module for ConvBn {
     }
 }
 
-/// The conv branches of a block.
+/// The conv branches of a block. (The deploy form is smaller; blocks are few, so no boxing.)
+#[allow(clippy::large_enum_variant)]
 pub enum Branches {
     /// Training form: `rbr_dense` (3x3 conv+BN) and `rbr_1x1` (1x1 conv+BN, after a 2x2 average
     /// pool when the stride is 2; key `rbr_1x1.1.*` then, as in the official code).

@@ -17,6 +17,7 @@ use crate::reparam::fuse_block;
 use crate::tensor::Tensor;
 
 /// The layer after the last fusion.
+#[allow(clippy::large_enum_variant)]
 pub enum FinalLayer {
     /// ImageNet: the wide downsampling block.
     Block(RepBlock),
@@ -173,7 +174,7 @@ impl ParNet {
                 let (w, b) = cb.folded();
                 let c = &cb.conv;
                 FinalLayer::Conv(Conv2d::from_values(
-                    &c.weight.name().trim_end_matches(".weight").to_string(),
+                    c.weight.name().trim_end_matches(".weight"),
                     w.iter().map(|&v| v as f32).collect(),
                     Some(b.iter().map(|&v| v as f32).collect()),
                     c.in_channels,

@@ -1,0 +1,148 @@
+//! End-to-end training runs on the synthetic set: learning, bit-exact resume, NaN handling,
+//! bad configs.
+
+use std::path::Path;
+
+use parnet_train::checkpoint;
+use parnet_train::config::TrainConfig;
+use parnet_train::train::{TrainOptions, last_checkpoint, resume, train};
+
+const QUIET: TrainOptions = TrainOptions {
+    progress: false,
+    verbose: false,
+};
+
+/// A small, fast run: ParNet-CIFAR at width x0.0625 (8/16/32/64 channels).
+fn tiny_config(out: &Path) -> TrainConfig {
+    let mut cfg = TrainConfig::load(None).unwrap();
+    cfg.model.width_mult = Some(0.0625);
+    cfg.data.synthetic_train = 384;
+    cfg.data.synthetic_val = 128;
+    cfg.train.epochs = 2;
+    cfg.train.batch_size = 32;
+    cfg.train.out = out.to_path_buf();
+    cfg
+}
+
+fn model_bits(path: &Path) -> Vec<(String, Vec<u32>)> {
+    let file = checkpoint::read(path).unwrap();
+    file.model
+        .iter()
+        .chain(&file.optim)
+        .map(|t| (t.name.clone(), t.data.iter().map(|v| v.to_bits()).collect()))
+        .collect()
+}
+
+fn assert_same_bits(a: &Path, b: &Path) {
+    let (a, b) = (model_bits(a), model_bits(b));
+    assert_eq!(a.len(), b.len(), "tensor counts differ");
+    let differing: Vec<&str> = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| x.0.as_str())
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{} of {} tensors differ, first: {:?}",
+        differing.len(),
+        a.len(),
+        &differing[..differing.len().min(5)]
+    );
+}
+
+#[test]
+fn two_runs_with_the_same_seed_are_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(&tmp.path().join("a"));
+    cfg.train.epochs = 1;
+    train(cfg.clone(), QUIET).unwrap();
+    cfg.train.out = tmp.path().join("b");
+    train(cfg, QUIET).unwrap();
+    assert_same_bits(
+        &last_checkpoint(&tmp.path().join("a")),
+        &last_checkpoint(&tmp.path().join("b")),
+    );
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_and_resumed_ends_bit_identical_to_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    let stopped = tmp.path().join("stopped");
+    let done = train(tiny_config(&straight), QUIET).unwrap();
+    assert!(!done.interrupted);
+
+    // A zero time limit stops the run (with a checkpoint) after its first step.
+    let mut cfg = tiny_config(&stopped);
+    cfg.train.time_limit_minutes = Some(0.0);
+    let first = train(cfg.clone(), QUIET).unwrap();
+    assert!(first.interrupted);
+    let pos = checkpoint::read(&last_checkpoint(&stopped))
+        .unwrap()
+        .position()
+        .unwrap();
+    assert_eq!((pos.epoch, pos.step_in_epoch, pos.global_step), (0, 1, 1));
+
+    // Lift the limit, as a user would, and resume.
+    cfg.train.time_limit_minutes = None;
+    std::fs::write(stopped.join("config.toml"), cfg.to_toml().unwrap()).unwrap();
+    let resumed = resume(&stopped, QUIET).unwrap();
+    assert!(!resumed.interrupted);
+    assert_eq!(resumed.epochs_done, 2);
+    assert_same_bits(&last_checkpoint(&straight), &last_checkpoint(&stopped));
+    assert_eq!(resumed.final_val, done.final_val);
+}
+
+#[test]
+fn training_on_the_synthetic_set_learns_well_above_chance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path());
+    cfg.model.width_mult = Some(0.125);
+    cfg.data.synthetic_train = 3000;
+    cfg.data.synthetic_val = 500;
+    cfg.train.epochs = 2;
+    let summary = train(cfg, QUIET).unwrap();
+    // Ten classes: chance is 10%.
+    assert!(
+        summary.final_val.top1 >= 0.35,
+        "validation top-1 {}",
+        summary.final_val.top1
+    );
+    let log = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+    assert!(tmp.path().join("curves.svg").exists());
+    assert!(tmp.path().join("best.safetensors").exists());
+}
+
+#[test]
+fn a_diverging_loss_stops_the_run_with_a_clear_message_and_keeps_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path());
+    cfg.train.epochs = 3;
+    cfg.train.time_limit_minutes = None;
+    // One good epoch, then an absurd learning rate from a resumed config.
+    cfg.train.epochs = 1;
+    train(cfg.clone(), QUIET).unwrap();
+    let before = std::fs::read(last_checkpoint(tmp.path())).unwrap();
+    cfg.train.epochs = 3;
+    cfg.optim.lr = 1e12;
+    std::fs::write(tmp.path().join("config.toml"), cfg.to_toml().unwrap()).unwrap();
+    let err = format!("{:#}", resume(tmp.path(), QUIET).unwrap_err());
+    assert!(
+        err.contains("loss became") && err.contains("last good checkpoint"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(last_checkpoint(tmp.path())).unwrap(), before);
+}
+
+#[test]
+fn a_second_run_into_the_same_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path());
+    cfg.train.epochs = 1;
+    cfg.data.synthetic_train = 64;
+    train(cfg.clone(), QUIET).unwrap();
+    let err = train(cfg, QUIET).unwrap_err().to_string();
+    assert!(err.contains("already holds a run"), "{err}");
+}
