@@ -294,7 +294,6 @@ pub fn module_tensors(module: &dyn Module) -> Vec<NamedTensor> {
 mod tests {
     use super::*;
     use crate::models::parnet::{Layout, ParNet, ParNetConfig};
-    use crate::nn::Module;
     use crate::testing::perturb_batch_norms;
 
     fn tiny(seed: u64) -> ParNet {
