@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use parnet_data::transforms::{CIFAR10_MEAN, CIFAR10_STD};
 use parnet_data::{
     Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, SyntheticSet, open_dataset,
     train_val_split,
@@ -117,6 +116,3 @@ pub fn build(cfg: &TrainConfig) -> Result<RunData> {
         description,
     })
 }
-
-/// The normalisation of the CIFAR pipelines (the default recorded in checkpoints).
-pub const DEFAULT_NORMALIZATION: ([f32; 3], [f32; 3]) = (CIFAR10_MEAN, CIFAR10_STD);
