@@ -70,3 +70,44 @@ impl Ema {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{BatchNorm2d, Module};
+
+    #[test]
+    fn average_moves_by_one_minus_decay_and_copies_counters() {
+        let bn = BatchNorm2d::new("bn", 2).unwrap();
+        let mut ema = Ema::new(&bn, 0.9);
+        // Parameters: gamma 1 -> 3; running mean 0 -> 10; counter 0 -> 5.
+        bn.weight.update(|w, _| w.fill(3.0));
+        bn.running_mean.set(&[10.0, 10.0]);
+        bn.num_batches_tracked.set(&[5.0]);
+        ema.update(&bn);
+        let shadow = BatchNorm2d::new("bn", 2).unwrap();
+        ema.copy_to(&shadow);
+        // 0.9 * 1 + 0.1 * 3 = 1.2; 0.9 * 0 + 0.1 * 10 = 1.0; the counter is copied.
+        assert!(
+            shadow
+                .weight
+                .to_vec()
+                .iter()
+                .all(|&v| (v - 1.2).abs() < 1e-6)
+        );
+        assert!(
+            shadow
+                .running_mean
+                .get()
+                .iter()
+                .all(|&v| (v - 1.0).abs() < 1e-6)
+        );
+        assert_eq!(shadow.num_batches_tracked.get(), vec![5.0]);
+        // The averaged model is untouched by copy_to's source.
+        assert_eq!(bn.weight.to_vec(), vec![3.0, 3.0]);
+        let mut restored = Ema::new(&shadow, 0.9);
+        restored.load(ema.tensors()).unwrap();
+        assert_eq!(restored.tensors(), ema.tensors());
+        assert_eq!(shadow.num_params(), 4);
+    }
+}
