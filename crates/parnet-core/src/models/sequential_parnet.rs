@@ -40,9 +40,8 @@ use crate::models::Network;
 use crate::models::parnet::block::{ConvBn, RepBlock};
 use crate::models::parnet::model::FinalLayer;
 use crate::models::parnet::plan::BlockSpec;
-use crate::models::parnet::{Activation, Layout, ParNetConfig};
-use crate::nn::{Conv2d, Ctx, Init, Linear, Module, StateBuffer};
-use crate::ops::activation::{relu, silu};
+use crate::models::parnet::{Layout, ParNetConfig};
+use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::dropout::dropout;
 use crate::ops::pool::global_avg_pool;
@@ -147,15 +146,7 @@ impl SequentialParNet {
         for block in &self.blocks {
             y = block.forward(&y, ctx)?;
         }
-        let y = match &self.final_layer {
-            FinalLayer::ConvBn(cb) => cb.forward(&y, ctx)?,
-            FinalLayer::Conv(c) => c.forward(&y, ctx.track_grad)?,
-            FinalLayer::Block(b) => b.forward(&y, ctx)?,
-        };
-        let y = match self.config.activation {
-            Activation::Silu => silu(&y),
-            Activation::Relu => relu(&y),
-        };
+        let y = self.final_layer.forward(&y, ctx, self.config.activation)?;
         let pooled = global_avg_pool(&y)?;
         let (n, c) = (pooled.dims()[0], pooled.dims()[1]);
         let mut features = pooled.reshape([n, c])?;
@@ -167,23 +158,7 @@ impl SequentialParNet {
 
     /// The deploy model: every block reparameterized (spec 5), the final conv's BN folded.
     pub fn fused(&self) -> Result<SequentialParNet> {
-        let final_layer = match &self.final_layer {
-            FinalLayer::ConvBn(cb) => {
-                let (w, b) = cb.folded();
-                let c = &cb.conv;
-                FinalLayer::Conv(Conv2d::from_values(
-                    "final.conv",
-                    w.iter().map(|&v| v as f32).collect(),
-                    Some(b.iter().map(|&v| v as f32).collect()),
-                    c.in_channels,
-                    c.out_channels,
-                    1,
-                    c.params,
-                )?)
-            }
-            FinalLayer::Conv(c) => FinalLayer::Conv(c.deep_clone()),
-            FinalLayer::Block(b) => FinalLayer::Block(fuse_block(b)?),
-        };
+        let final_layer = self.final_layer.fused()?;
         Ok(SequentialParNet {
             config: self.config.clone(),
             specs: self.specs.clone(),
@@ -209,21 +184,13 @@ impl SequentialParNet {
 impl Module for SequentialParNet {
     fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
         self.blocks.iter().for_each(|b| b.visit_params(f));
-        match &self.final_layer {
-            FinalLayer::ConvBn(cb) => cb.visit_params(f),
-            FinalLayer::Conv(c) => c.visit_params(f),
-            FinalLayer::Block(b) => b.visit_params(f),
-        }
+        self.final_layer.visit_params(f);
         self.head.visit_params(f);
     }
 
     fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
         self.blocks.iter().for_each(|b| b.visit_buffers(f));
-        match &self.final_layer {
-            FinalLayer::ConvBn(cb) => cb.visit_buffers(f),
-            FinalLayer::Conv(_) => {}
-            FinalLayer::Block(b) => b.visit_buffers(f),
-        }
+        self.final_layer.visit_buffers(f);
     }
 }
 

@@ -6,7 +6,7 @@ use super::plan::BlockSpec;
 use crate::Param;
 use crate::error::Result;
 use crate::nn::{BatchNorm2d, Conv2d, Ctx, Init, Module, StateBuffer, join_name};
-use crate::ops::activation::{relu, sigmoid, silu};
+use crate::ops::activation::sigmoid;
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::elementwise::{mul_channel, scale};
 use crate::ops::pool::{avg_pool2d_2x2, global_avg_pool};
@@ -181,10 +181,7 @@ impl RepBlock {
                 mul_channel(&convs, &gate)?
             }
         };
-        let y = match self.activation {
-            Activation::Silu => silu(&y),
-            Activation::Relu => relu(&y),
-        };
+        let y = self.activation.apply(&y);
         if self.spec.groups > 1 {
             channel_shuffle(&y, 2)
         } else {

@@ -22,6 +22,14 @@ impl Activation {
         }
     }
 
+    /// The activation applied to `x`.
+    pub fn apply(self, x: &crate::Tensor) -> crate::Tensor {
+        match self {
+            Activation::Silu => crate::ops::activation::silu(x),
+            Activation::Relu => crate::ops::activation::relu(x),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Activation::Silu => "silu",

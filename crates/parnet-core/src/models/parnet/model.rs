@@ -9,7 +9,6 @@ use super::plan::{FinalSpec, Plan};
 use crate::Param;
 use crate::error::{Result, invalid, shape_error};
 use crate::nn::{Conv2d, Ctx, Init, Linear, Module, StateBuffer};
-use crate::ops::activation::{relu, silu};
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::dropout::dropout;
 use crate::ops::pool::global_avg_pool;
@@ -25,6 +24,57 @@ pub enum FinalLayer {
     ConvBn(ConvBn),
     /// CIFAR, deploy form: 1x1 conv with the BN folded in, then the activation.
     Conv(Conv2d),
+}
+
+impl FinalLayer {
+    /// `x` through the layer; the conv forms are followed by `activation` (the block has its own).
+    pub fn forward(&self, x: &Tensor, ctx: Ctx, activation: Activation) -> Result<Tensor> {
+        Ok(match self {
+            FinalLayer::Block(b) => b.forward(x, ctx)?,
+            FinalLayer::ConvBn(cb) => activation.apply(&cb.forward(x, ctx)?),
+            FinalLayer::Conv(c) => activation.apply(&c.forward(x, ctx.track_grad)?),
+        })
+    }
+
+    /// The deploy form: the block reparameterized, or the BN folded into the 1x1 conv (same key
+    /// prefix as the conv).
+    pub fn fused(&self) -> Result<FinalLayer> {
+        Ok(match self {
+            FinalLayer::Block(b) => FinalLayer::Block(fuse_block(b)?),
+            FinalLayer::ConvBn(cb) => {
+                let (w, b) = cb.folded();
+                let c = &cb.conv;
+                FinalLayer::Conv(Conv2d::from_values(
+                    c.weight.name().trim_end_matches(".weight"),
+                    w.iter().map(|&v| v as f32).collect(),
+                    Some(b.iter().map(|&v| v as f32).collect()),
+                    c.in_channels,
+                    c.out_channels,
+                    1,
+                    c.params,
+                )?)
+            }
+            FinalLayer::Conv(c) => FinalLayer::Conv(c.deep_clone()),
+        })
+    }
+}
+
+impl Module for FinalLayer {
+    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
+        match self {
+            FinalLayer::Block(b) => b.visit_params(f),
+            FinalLayer::ConvBn(cb) => cb.visit_params(f),
+            FinalLayer::Conv(c) => c.visit_params(f),
+        }
+    }
+
+    fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
+        match self {
+            FinalLayer::Block(b) => b.visit_buffers(f),
+            FinalLayer::ConvBn(cb) => cb.visit_buffers(f),
+            FinalLayer::Conv(_) => {}
+        }
+    }
 }
 
 /// A ParNet: stem, three streams, merge path, head.
@@ -139,11 +189,7 @@ impl ParNet {
         let d0 = self.down0.forward(&y0, ctx)?;
         let d1 = self.fuse1.forward(&y1, &d0, ctx)?;
         let z = self.fuse2.forward(&y2, &d1, ctx)?;
-        let z = match &self.final_layer {
-            FinalLayer::Block(b) => b.forward(&z, ctx)?,
-            FinalLayer::ConvBn(cb) => self.activate(&cb.forward(&z, ctx)?),
-            FinalLayer::Conv(c) => self.activate(&c.forward(&z, ctx.track_grad)?),
-        };
+        let z = self.final_layer.forward(&z, ctx, self.config.activation)?;
         let pooled = global_avg_pool(&z)?;
         let (n, c) = (pooled.dims()[0], pooled.dims()[1]);
         let mut features = pooled.reshape([n, c])?;
@@ -151,13 +197,6 @@ impl ParNet {
             features = dropout(&features, self.config.dropout, ctx.with_seed_offset(1).seed)?;
         }
         self.head.forward(&features, ctx.track_grad)
-    }
-
-    fn activate(&self, x: &Tensor) -> Tensor {
-        match self.config.activation {
-            Activation::Silu => silu(x),
-            Activation::Relu => relu(x),
-        }
     }
 
     /// The deploy model (spec 5): every block reparameterized, the CIFAR final conv's BN folded.
@@ -168,23 +207,7 @@ impl ParNet {
         for (out, blocks) in streams.iter_mut().zip(&self.streams) {
             *out = fuse_all(blocks)?;
         }
-        let final_layer = match &self.final_layer {
-            FinalLayer::Block(b) => FinalLayer::Block(fuse_block(b)?),
-            FinalLayer::ConvBn(cb) => {
-                let (w, b) = cb.folded();
-                let c = &cb.conv;
-                FinalLayer::Conv(Conv2d::from_values(
-                    c.weight.name().trim_end_matches(".weight"),
-                    w.iter().map(|&v| v as f32).collect(),
-                    Some(b.iter().map(|&v| v as f32).collect()),
-                    c.in_channels,
-                    c.out_channels,
-                    1,
-                    c.params,
-                )?)
-            }
-            FinalLayer::Conv(c) => FinalLayer::Conv(c.deep_clone()),
-        };
+        let final_layer = self.final_layer.fused()?;
         Ok(ParNet {
             config: self.config.clone(),
             plan: self.plan.clone(),
@@ -220,11 +243,7 @@ impl Module for ParNet {
         self.blocks().for_each(|b| b.visit_params(f));
         self.fuse1.visit_params(f);
         self.fuse2.visit_params(f);
-        match &self.final_layer {
-            FinalLayer::Block(b) => b.visit_params(f),
-            FinalLayer::ConvBn(cb) => cb.visit_params(f),
-            FinalLayer::Conv(c) => c.visit_params(f),
-        }
+        self.final_layer.visit_params(f);
         self.head.visit_params(f);
     }
 
@@ -232,10 +251,6 @@ impl Module for ParNet {
         self.blocks().for_each(|b| b.visit_buffers(f));
         self.fuse1.visit_buffers(f);
         self.fuse2.visit_buffers(f);
-        match &self.final_layer {
-            FinalLayer::Block(b) => b.visit_buffers(f),
-            FinalLayer::ConvBn(cb) => cb.visit_buffers(f),
-            FinalLayer::Conv(_) => {}
-        }
+        self.final_layer.visit_buffers(f);
     }
 }
