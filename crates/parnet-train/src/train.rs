@@ -87,7 +87,11 @@ pub fn model_config(cfg: &TrainConfig, classes: usize) -> Result<ParNetConfig> {
     Ok(mc)
 }
 
-fn set_threads(threads: Option<usize>) -> Result<()> {
+/// Sizes the one rayon pool (before any parallel work); `None` keeps one thread per core.
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    if threads == Some(0) {
+        bail!("the thread count must be at least 1");
+    }
     if let Some(t) = threads
         && rayon::current_num_threads() != t
         && rayon::ThreadPoolBuilder::new()

@@ -8,7 +8,7 @@ mod train;
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use parnet_core::models::parnet::Activation;
 
@@ -183,15 +183,7 @@ pub struct ThreadArgs {
 impl ThreadArgs {
     /// Sizes the one rayon pool; must run before any parallel work.
     pub fn apply(&self) -> Result<()> {
-        if let Some(t) = self.threads {
-            if t == 0 {
-                bail!("--threads must be at least 1");
-            }
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build_global()?;
-        }
-        Ok(())
+        crate::train::set_threads(self.threads)
     }
 }
 
