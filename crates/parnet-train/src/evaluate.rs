@@ -1,10 +1,10 @@
 //! Evaluation: loss, top-1 and top-5 of a network over a loader.
 
 use anyhow::Result;
-use parnet_core::Tensor;
 use parnet_core::models::Network;
 use parnet_core::nn::Ctx;
 use parnet_core::ops::loss::{accuracy_topk, cross_entropy};
+use parnet_core::{Buffer, Tensor};
 use parnet_data::Loader;
 use serde::Serialize;
 
@@ -23,16 +23,17 @@ pub struct EvalResult {
 pub fn evaluate(model: &dyn Network, loader: &Loader) -> Result<EvalResult> {
     let classes = model.num_classes();
     let (mut loss_sum, mut top1, mut top5, mut images) = (0.0f64, 0usize, 0usize, 0usize);
-    let batches = loader.epoch(0);
-    for batch in batches {
+    let mut batches = loader.epoch(0);
+    while let Some(batch) = batches.next() {
         let batch = batch?;
-        let x = Tensor::from_vec(batch.images.clone(), batch.shape().to_vec())?;
+        let x = Tensor::new(Buffer::from_slice(&batch.images), batch.shape().to_vec())?;
         let logits = model.forward(&x, Ctx::eval())?;
         let n = batch.len();
         loss_sum += cross_entropy(&logits, &batch.labels, 0.0)?.item()? as f64 * n as f64;
         top1 += accuracy_topk(logits.data(), classes, &batch.labels, 1);
         top5 += accuracy_topk(logits.data(), classes, &batch.labels, 5.min(classes));
         images += n;
+        batches.recycle(batch);
     }
     let n = images.max(1) as f64;
     Ok(EvalResult {
