@@ -2,6 +2,7 @@
 //! benchmarks use for all of them.
 
 pub mod parnet;
+pub mod parnet_sweep;
 pub mod resnet;
 pub mod sequential_parnet;
 

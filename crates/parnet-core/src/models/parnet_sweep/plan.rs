@@ -1,0 +1,194 @@
+//! A sweep member as data: every block with its key prefix, channels and stride, and the edges
+//! between layers. The model is built from this plan, and depth, parameters and multiply-adds are
+//! read off the same plan (through [`LayerInfo`] and [`longest_path`]), so they cannot drift
+//! apart.
+
+use super::spec::SweepSpec;
+use crate::models::parnet::info::{LayerInfo, ModelInfo, longest_path};
+use crate::models::parnet::plan::{BlockSpec, FusionSpec};
+
+/// The blocks of one member (see the module docs of [`super`] for the topology).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepPlan {
+    /// `stem.0` (3 -> w0) and `stem.1` (w0 -> w0), both stride 1; `stem.1` feeds stream 0.
+    pub stem: Vec<BlockSpec>,
+    /// `inits.{i}` for i = 1..S (w_{i-1} -> w_i, stride 2); `inits[i - 1]` feeds stream i.
+    pub inits: Vec<BlockSpec>,
+    /// `streams.{i}.{j}`: B case-A blocks w_i -> w_i per stream.
+    pub streams: Vec<Vec<BlockSpec>>,
+    /// `down0` (w0 -> w1, stride 2), present when S >= 2.
+    pub down0: Option<BlockSpec>,
+    /// `fuse.{i}` for i = 1..S: stream i with the merged features so far.
+    pub fusions: Vec<FusionSpec>,
+    /// `tail.{k}`: stride-2 blocks doubling the width until the resolution is R/4.
+    pub tail: Vec<BlockSpec>,
+    /// `final`: 1x1 conv + BN + activation, (cin, cout) with cout = 2·cin.
+    pub final_conv: (usize, usize),
+    /// `head.fc`: (features, classes).
+    pub head: (usize, usize),
+}
+
+fn block(prefix: String, cin: usize, cout: usize, stride: usize) -> BlockSpec {
+    BlockSpec {
+        prefix,
+        cin,
+        cout,
+        stride,
+        groups: 1,
+    }
+}
+
+impl SweepPlan {
+    pub fn new(spec: &SweepSpec) -> SweepPlan {
+        let s = spec.streams;
+        let w: Vec<usize> = (0..=s).map(|i| spec.width << i).collect();
+        let stem = vec![
+            block("stem.0".into(), 3, w[0], 1),
+            block("stem.1".into(), w[0], w[0], 1),
+        ];
+        let inits = (1..s)
+            .map(|i| block(format!("inits.{i}"), w[i - 1], w[i], 2))
+            .collect();
+        let streams = (0..s)
+            .map(|i| {
+                (0..spec.blocks)
+                    .map(|j| block(format!("streams.{i}.{j}"), w[i], w[i], 1))
+                    .collect()
+            })
+            .collect();
+        let down0 = (s >= 2).then(|| block("down0".into(), w[0], w[1], 2));
+        let fusions = (1..s)
+            .map(|i| {
+                let prefix = format!("fuse.{i}");
+                let (cout, stride) = if i < s - 1 { (w[i + 1], 2) } else { (w[i], 1) };
+                FusionSpec {
+                    block: BlockSpec {
+                        prefix: format!("{prefix}.2.block"),
+                        cin: 2 * w[i],
+                        cout,
+                        stride,
+                        groups: 2,
+                    },
+                    prefix,
+                    channels: w[i],
+                }
+            })
+            .collect();
+        // The merged output is at R/2^(S-1) with width w_{S-1} (S = 1: stream 0 itself).
+        let (mut width, mut level) = (w[s - 1], s - 1);
+        let mut tail = Vec::new();
+        while level < 2 {
+            tail.push(block(format!("tail.{}", tail.len()), width, 2 * width, 2));
+            (width, level) = (2 * width, level + 1);
+        }
+        SweepPlan {
+            stem,
+            inits,
+            streams,
+            down0,
+            fusions,
+            tail,
+            final_conv: (width, 2 * width),
+            head: (2 * width, spec.num_classes),
+        }
+    }
+
+    /// Every layer in topological order with its output shape, counts and inputs, for a square
+    /// input of `image_size` pixels (a multiple of [`SweepSpec::size_multiple`]).
+    pub fn layers(&self, image_size: usize) -> Vec<LayerInfo> {
+        let mut layers: Vec<LayerInfo> = Vec::new();
+        let push_block = |layers: &mut Vec<LayerInfo>, b: &BlockSpec, input: Option<usize>| {
+            let hw = input.map_or(image_size, |i| layers[i].out_shape[1]);
+            let (macs_train, macs_fused) = b.macs(hw, hw);
+            layers.push(LayerInfo {
+                name: b.prefix.trim_end_matches(".block").to_string(),
+                out_shape: [b.cout, hw / b.stride, hw / b.stride],
+                params_train: b.params_train(),
+                params_fused: b.params_fused(),
+                macs_train,
+                macs_fused,
+                inputs: input.into_iter().collect(),
+                counts_for_depth: true,
+            });
+            layers.len() - 1
+        };
+        let mut prev = None;
+        for b in &self.stem {
+            prev = Some(push_block(&mut layers, b, prev));
+        }
+        let mut taps = vec![layers.len() - 1];
+        for b in &self.inits {
+            let last = taps[taps.len() - 1];
+            taps.push(push_block(&mut layers, b, Some(last)));
+        }
+        let mut stream_out = Vec::new();
+        for (stream, &tap) in self.streams.iter().zip(&taps) {
+            let mut prev = tap;
+            for b in stream {
+                prev = push_block(&mut layers, b, Some(prev));
+            }
+            stream_out.push(prev);
+        }
+        let mut merged = stream_out[0];
+        if let Some(d) = &self.down0 {
+            merged = push_block(&mut layers, d, Some(merged));
+        }
+        for (fusion, &stream) in self.fusions.iter().zip(&stream_out[1..]) {
+            let hw = layers[stream].out_shape[1];
+            let c = fusion.channels;
+            layers.push(LayerInfo {
+                name: format!("{}.0", fusion.prefix),
+                out_shape: [2 * c, hw, hw],
+                params_train: 4 * c,
+                params_fused: 4 * c,
+                macs_train: 0,
+                macs_fused: 0,
+                inputs: vec![stream, merged],
+                counts_for_depth: false,
+            });
+            let bns = layers.len() - 1;
+            merged = push_block(&mut layers, &fusion.block, Some(bns));
+        }
+        for b in &self.tail {
+            merged = push_block(&mut layers, b, Some(merged));
+        }
+        let (cin, cout) = self.final_conv;
+        let hw = layers[merged].out_shape[1];
+        layers.push(LayerInfo {
+            name: "final".into(),
+            out_shape: [cout, hw, hw],
+            params_train: cin * cout + 2 * cout,
+            params_fused: cin * cout + cout,
+            macs_train: hw * hw * cin * cout,
+            macs_fused: hw * hw * cin * cout,
+            inputs: vec![merged],
+            counts_for_depth: true,
+        });
+        let (features, classes) = self.head;
+        layers.push(LayerInfo {
+            name: "head.fc".into(),
+            out_shape: [classes, 1, 1],
+            params_train: features * classes + classes,
+            params_fused: features * classes + classes,
+            macs_train: features * classes,
+            macs_fused: features * classes,
+            inputs: vec![layers.len() - 1],
+            counts_for_depth: true,
+        });
+        layers
+    }
+
+    /// Totals, depth (longest path, spec section 4) and the per-layer table.
+    pub fn info(&self, image_size: usize) -> ModelInfo {
+        let layers = self.layers(image_size);
+        ModelInfo {
+            image_size,
+            params_train: layers.iter().map(|l| l.params_train).sum(),
+            params_fused: layers.iter().map(|l| l.params_fused).sum(),
+            macs_train: layers.iter().map(|l| l.macs_train).sum(),
+            macs_fused: layers.iter().map(|l| l.macs_fused).sum(),
+            depth: longest_path(&layers),
+            layers,
+        }
+    }
+}
