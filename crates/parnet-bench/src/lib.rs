@@ -3,4 +3,5 @@
 
 pub mod conv;
 pub mod fma;
+pub mod models;
 pub mod timing;
