@@ -9,10 +9,10 @@ use anyhow::{Context, Result, anyhow};
 use parnet_core::io::{
     NamedTensor, load_module_tensors, module_tensors, read_tensors, write_tensors,
 };
-use parnet_core::models::parnet::ParNet;
+use parnet_core::nn::Module;
 use parnet_core::optim::{Ema, Sgd};
 
-use crate::model_io::weights_metadata;
+use crate::model_io::form;
 
 /// Where a run stands.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,9 +52,11 @@ pub fn parse3(s: &str) -> Result<[f32; 3]> {
 }
 
 /// Writes a checkpoint atomically.
+/// `model_metadata` describes the network (see [`parnet_core::models::NetworkSpec::to_metadata`]).
 pub fn save(
     path: &Path,
-    model: &ParNet,
+    model: &dyn Module,
+    model_metadata: &HashMap<String, String>,
     sgd: &Sgd,
     ema: Option<&Ema>,
     meta: &CheckpointMeta,
@@ -70,7 +72,8 @@ pub fn save(
             ..t.clone()
         }));
     }
-    let mut md: HashMap<String, String> = weights_metadata(model);
+    let mut md = model_metadata.clone();
+    md.insert("form".to_string(), form(false).to_string());
     let p = meta.position;
     md.extend([
         ("epoch".to_string(), p.epoch.to_string()),
@@ -140,7 +143,7 @@ impl CheckpointFile {
     }
 
     /// Loads the model tensors into `model` (all names and shapes must match).
-    pub fn load_model(&self, model: &ParNet, path: &Path) -> Result<()> {
+    pub fn load_model(&self, model: &dyn Module, path: &Path) -> Result<()> {
         load_module_tensors(model, &self.model, path)?;
         Ok(())
     }

@@ -117,7 +117,9 @@ fn default_true() -> bool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSection {
-    pub epochs: usize,
+    /// May be fractional: the last epoch then stops after that fraction of its batches (used
+    /// to give networks of different speeds the same training time).
+    pub epochs: f64,
     pub batch_size: usize,
     #[serde(default = "default_eval_batch")]
     pub eval_batch_size: usize,
@@ -145,7 +147,7 @@ fn default_eval_batch() -> usize {
 pub struct Overrides {
     pub model: Option<String>,
     pub data: Option<String>,
-    pub epochs: Option<usize>,
+    pub epochs: Option<f64>,
     pub batch_size: Option<usize>,
     pub lr: Option<f64>,
     pub width_mult: Option<f64>,
@@ -206,9 +208,9 @@ impl TrainConfig {
         let in_unit = |v: f32| (0.0..1.0).contains(&v);
         let checks: [(bool, &str, String); 12] = [
             (
-                self.train.epochs > 0,
+                self.train.epochs > 0.0 && self.train.epochs.is_finite(),
                 "train.epochs",
-                "must be at least 1".into(),
+                "must be positive".into(),
             ),
             (
                 self.train.batch_size > 0,
@@ -323,7 +325,7 @@ mod tests {
         );
         let mut cfg = TrainConfig::load(None).unwrap();
         cfg.apply(&Overrides {
-            epochs: Some(0),
+            epochs: Some(0.0),
             ..Default::default()
         });
         assert!(

@@ -8,6 +8,8 @@
 //! - [`train`]: the loop, with checkpoints every epoch and on Ctrl-C, and resume.
 //! - [`evaluate`]: loss, top-1, top-5 over a loader.
 //! - [`checkpoint`], [`metrics`]: what a run directory holds.
+//! - [`plot`]: charts with error bars as SVG and PNG.
+//! - [`study`]: `parnet study depth`, latency and accuracy against depth.
 //! - [`model_io`]: building a named model and moving its weights in and out of files.
 //! - [`cli`]: the `parnet` subcommands.
 
@@ -18,5 +20,7 @@ pub mod data_setup;
 pub mod evaluate;
 pub mod metrics;
 pub mod model_io;
+pub mod plot;
 pub mod schedule;
+pub mod study;
 pub mod train;

@@ -1,11 +1,12 @@
-//! The run's metrics log (JSON lines) and its learning-curve plot.
+//! The run's metrics log (JSON lines) and its learning-curve plots (`curves.svg`, `curves.png`).
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::plot::{Chart, Drawn, Point, Series, draw_panels};
 
 /// One line of `metrics.jsonl`, written after every epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,66 +52,90 @@ pub fn write_log(path: &Path, records: &[EpochRecord]) -> Result<()> {
     Ok(())
 }
 
-/// Draws loss and accuracy against epoch as an SVG (two panels).
-pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<()> {
+/// Draws loss and top-1 accuracy against epoch, train and validation, as two panels in
+/// `<path>.svg` and `<path>.png` (`path` is the SVG; its extension is replaced). Nothing is drawn
+/// for an empty log.
+pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<Option<Drawn>> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let (left, right) = root.split_horizontally(480);
-        let last = records.last().map_or(1, |r| r.epoch).max(1) as f64;
-        let max_loss = records
+    let series = |name: &str, f: fn(&EpochRecord) -> f64| Series {
+        name: name.to_string(),
+        points: records
             .iter()
-            .flat_map(|r| [r.train_loss, r.val_loss])
-            .fold(0.1, f64::max)
-            * 1.05;
-        let mut chart = ChartBuilder::on(&left)
-            .caption("loss", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0f64..last, 0f64..max_loss)?;
-        chart.configure_mesh().x_desc("epoch").draw()?;
-        let series = |f: fn(&EpochRecord) -> f64| {
-            records
-                .iter()
-                .map(move |r| (r.epoch as f64, f(r)))
-                .collect::<Vec<_>>()
-        };
-        chart
-            .draw_series(LineSeries::new(series(|r| r.train_loss), &BLUE))?
-            .label("train")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLUE));
-        chart
-            .draw_series(LineSeries::new(series(|r| r.val_loss), &RED))?
-            .label("validation")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
-        chart.configure_series_labels().border_style(BLACK).draw()?;
-        let mut chart = ChartBuilder::on(&right)
-            .caption("top-1 accuracy (%)", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0f64..last, 0f64..100f64)?;
-        chart.configure_mesh().x_desc("epoch").draw()?;
-        chart
-            .draw_series(LineSeries::new(series(|r| 100.0 * r.train_top1), &BLUE))?
-            .label("train")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], BLUE));
-        chart
-            .draw_series(LineSeries::new(series(|r| 100.0 * r.val_top1), &RED))?
-            .label("validation")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
-        root.present()?;
+            .map(|r| Point::new(r.epoch as f64, f(r)))
+            .collect(),
+        line: true,
+    };
+    let chart = |title: &str, y_label: &str, series: Vec<Series>| Chart {
+        title: title.to_string(),
+        x_label: "epoch".to_string(),
+        y_label: y_label.to_string(),
+        series,
+    };
+    let loss = chart(
+        "loss",
+        "loss",
+        vec![
+            series("train", |r| r.train_loss),
+            series("validation", |r| r.val_loss),
+        ],
+    );
+    let top1 = chart(
+        "top-1 accuracy (%)",
+        "top-1 (%)",
+        vec![
+            series("train", |r| 100.0 * r.train_top1),
+            series("validation", |r| 100.0 * r.val_top1),
+        ],
+    );
+    Ok(Some(draw_panels(&[loss, top1], &path.with_extension(""))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: usize, loss: f64, top1: f64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            step: 10 * epoch as u64,
+            lr: 0.1,
+            train_loss: loss,
+            train_top1: top1,
+            val_loss: loss + 0.2,
+            val_top1: top1 - 0.05,
+            val_top5: 0.9,
+            ema_val_top1: None,
+            images_per_sec: 100.0,
+            seconds: epoch as f64,
+        }
     }
-    parnet_core::io::write_atomic(path, svg.as_bytes())?;
-    Ok(())
+
+    #[test]
+    fn curves_are_drawn_next_to_the_given_svg_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.svg");
+        assert_eq!(plot_curves(&path, &[]).unwrap(), None);
+        assert!(!path.exists());
+
+        let records = [
+            record(1, 2.0, 0.3),
+            record(2, 1.5, 0.5),
+            record(3, 1.2, 0.6),
+        ];
+        let drawn = plot_curves(&path, &records).unwrap().unwrap();
+        assert_eq!(drawn.svg, path);
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for text in ["loss", "top-1 accuracy (%)", "epoch", "train", "validation"] {
+            assert!(svg.contains(text), "curves.svg lacks {text:?}");
+        }
+        // Two panels, two series each, three points per series plus one legend marker.
+        assert_eq!(svg.matches("<circle").count(), 2 * 2 * (3 + 1));
+        match (&drawn.png, &drawn.png_skipped) {
+            (Some(png), None) => assert_eq!(png, &dir.path().join("curves.png")),
+            (None, Some(_)) => assert!(!dir.path().join("curves.png").exists()),
+            other => panic!("inconsistent {other:?}"),
+        }
+    }
 }

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use parnet_core::io::{load_module, read_tensors, save_module};
-use parnet_core::models::parnet::{Activation, Layout, ParNet, ParNetConfig};
+use parnet_core::models::parnet::{Activation, ParNet, ParNetConfig};
+use parnet_core::models::{Network, network_from_metadata};
 
 /// What identifies a model apart from its weights.
 #[derive(Clone, Debug)]
@@ -37,67 +38,22 @@ impl ModelSpec {
     }
 }
 
-/// The metadata saved with a model's weights: enough to rebuild the model.
+/// The metadata saved with a ParNet's weights: enough to rebuild the model.
 pub fn weights_metadata(model: &ParNet) -> HashMap<String, String> {
-    let c = &model.config;
-    let layout = match c.layout {
-        Layout::ImageNet => "imagenet",
-        Layout::Cifar => "cifar",
-    };
-    HashMap::from([
-        ("model".to_string(), c.name.clone()),
-        ("layout".to_string(), layout.to_string()),
-        (
-            "widths".to_string(),
-            c.widths.map(|w| w.to_string()).join(","),
-        ),
-        ("stem_width".to_string(), c.stem_width.to_string()),
-        ("classes".to_string(), c.num_classes.to_string()),
-        ("activation".to_string(), c.activation.name().to_string()),
-        ("double_gate".to_string(), c.double_gate.to_string()),
-        ("dropout".to_string(), c.dropout.to_string()),
-        (
-            "form".to_string(),
-            if model.is_fused() { "fused" } else { "train" }.to_string(),
-        ),
-    ])
+    let mut md = model.config.to_metadata();
+    md.insert("form".to_string(), form(model.is_fused()).to_string());
+    md
 }
 
-/// Rebuilds the configuration recorded by [`weights_metadata`].
-pub fn config_from_metadata(md: &HashMap<String, String>) -> Result<ParNetConfig> {
-    let get = |k: &str| {
-        md.get(k)
-            .map(String::as_str)
-            .ok_or_else(|| anyhow::anyhow!("no `{k}` in the file's metadata"))
-    };
-    let layout = match get("layout")? {
-        "imagenet" => Layout::ImageNet,
-        "cifar" => Layout::Cifar,
-        other => bail!("unknown layout {other:?} in the file's metadata"),
-    };
-    let widths: Vec<usize> = get("widths")?
-        .split(',')
-        .map(|w| w.trim().parse())
-        .collect::<Result<_, _>>()?;
-    let widths: [usize; 4] = widths
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("`widths` must hold four numbers"))?;
-    let mut cfg = ParNetConfig::custom(get("model")?, layout, widths, get("classes")?.parse()?)?;
-    cfg.stem_width = get("stem_width")?.parse()?;
-    cfg.activation = Activation::parse(get("activation")?)?;
-    cfg.double_gate = get("double_gate")?.parse()?;
-    cfg.dropout = get("dropout")?.parse()?;
-    Ok(cfg)
+/// The `form` metadata value.
+pub fn form(fused: bool) -> &'static str {
+    if fused { "fused" } else { "train" }
 }
 
-/// A model shaped as the metadata says (in the recorded form), ready to receive the weights.
-pub fn model_from_metadata(md: &HashMap<String, String>) -> Result<ParNet> {
-    let model = ParNet::new(config_from_metadata(md)?, 0)?;
-    if md.get("form").map(String::as_str) == Some("fused") {
-        Ok(model.fused()?)
-    } else {
-        Ok(model)
-    }
+/// The network recorded in a weights file's metadata (see
+/// [`parnet_core::models::network_from_metadata`]), ready to receive the weights.
+pub fn model_from_metadata(md: &HashMap<String, String>) -> Result<Box<dyn Network>> {
+    Ok(network_from_metadata(md)?)
 }
 
 /// Whether a weights file holds the deploy (fused) form.

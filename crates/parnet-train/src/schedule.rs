@@ -56,11 +56,11 @@ fn cosine_interp(from: f64, to: f64, t: f64) -> f64 {
 
 impl Schedule {
     /// Epochs the schedule runs in total, for a main phase of `epochs` (adds cooldown).
-    pub fn total_epochs(&self, epochs: usize) -> usize {
+    pub fn total_epochs(&self, epochs: f64) -> f64 {
         match self {
             Schedule::Cosine {
                 cooldown_epochs, ..
-            } => epochs + cooldown_epochs.ceil() as usize,
+            } => epochs + cooldown_epochs,
             _ => epochs,
         }
     }
@@ -119,8 +119,8 @@ impl Schedule {
     }
 
     /// Learning rate at fractional epoch `t` of a run whose main phase is `epochs` long.
-    pub fn lr(&self, base_lr: f64, t: f64, epochs: usize) -> f64 {
-        let epochs = epochs.max(1) as f64;
+    pub fn lr(&self, base_lr: f64, t: f64, epochs: f64) -> f64 {
+        let epochs = epochs.max(f64::MIN_POSITIVE);
         match *self {
             Schedule::Cosine {
                 warmup_epochs,
@@ -182,17 +182,18 @@ mod tests {
             min_lr: 1e-5,
             cooldown_epochs: 10.0,
         };
-        close(s.lr(0.1, 0.0, 100), 0.01);
-        close(s.lr(0.1, 1.0, 100), 0.055);
+        close(s.lr(0.1, 0.0, 100.0), 0.01);
+        close(s.lr(0.1, 1.0, 100.0), 0.055);
         // Mid-way: min + (base - min)/2.
-        close(s.lr(0.1, 50.0, 100), 1e-5 + 0.5 * (0.1 - 1e-5));
+        close(s.lr(0.1, 50.0, 100.0), 1e-5 + 0.5 * (0.1 - 1e-5));
         close(
-            s.lr(0.1, 25.0, 100),
+            s.lr(0.1, 25.0, 100.0),
             1e-5 + 0.5 * (0.1 - 1e-5) * (1.0 + (std::f64::consts::PI / 4.0).cos()),
         );
-        close(s.lr(0.1, 100.0, 100), 1e-5);
-        close(s.lr(0.1, 105.0, 100), 1e-5);
-        assert_eq!(s.total_epochs(120), 130);
+        close(s.lr(0.1, 100.0, 100.0), 1e-5);
+        close(s.lr(0.1, 105.0, 100.0), 1e-5);
+        assert_eq!(s.total_epochs(120.0), 130.0);
+        assert_eq!(s.total_epochs(2.5), 12.5);
     }
 
     #[test]
@@ -202,9 +203,9 @@ mod tests {
             gamma: 0.1,
             warmup_epochs: 0.0,
         };
-        close(s.lr(0.1, 29.9, 90), 0.1);
-        close(s.lr(0.1, 30.0, 90), 0.010000000000000002);
-        close(s.lr(0.1, 65.0, 90), 0.1 * 0.1 * 0.1);
+        close(s.lr(0.1, 29.9, 90.0), 0.1);
+        close(s.lr(0.1, 30.0, 90.0), 0.010000000000000002);
+        close(s.lr(0.1, 65.0, 90.0), 0.1 * 0.1 * 0.1);
     }
 
     #[test]
@@ -214,10 +215,10 @@ mod tests {
             div_factor: 25.0,
             final_div_factor: 1e4,
         };
-        close(s.lr(1.0, 0.0, 100), 0.04);
-        close(s.lr(1.0, 25.0, 100), 1.0);
-        close(s.lr(1.0, 100.0, 100), 0.04 / 1e4);
-        assert!(s.lr(1.0, 60.0, 100) < 1.0 && s.lr(1.0, 60.0, 100) > 0.04 / 1e4);
+        close(s.lr(1.0, 0.0, 100.0), 0.04);
+        close(s.lr(1.0, 25.0, 100.0), 1.0);
+        close(s.lr(1.0, 100.0, 100.0), 0.04 / 1e4);
+        assert!(s.lr(1.0, 60.0, 100.0) < 1.0 && s.lr(1.0, 60.0, 100.0) > 0.04 / 1e4);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parnet_core::models::parnet::{Activation, ParNet, ParNetConfig};
+use parnet_core::models::parnet::Activation;
+use parnet_core::models::{Network, NetworkSpec};
 use parnet_core::nn::{Ctx, Module};
 use parnet_core::ops::loss::{accuracy_topk, cross_entropy};
 use parnet_core::optim::{Ema, Sgd, SgdConfig};
@@ -74,17 +75,16 @@ fn log_path(dir: &Path) -> PathBuf {
     dir.join("metrics.jsonl")
 }
 
-/// The model a config describes, for a data set of `classes` classes.
-pub fn model_config(cfg: &TrainConfig, classes: usize) -> Result<ParNetConfig> {
-    let mut mc = ParNetConfig::from_name(&cfg.model.name, classes)?;
-    if let Some(m) = cfg.model.width_mult {
-        mc = mc.with_width_mult(m)?;
-    }
-    mc.activation = Activation::parse(&cfg.model.activation)?;
-    if let Some(p) = cfg.model.dropout {
-        mc.dropout = p;
-    }
-    Ok(mc)
+/// The network a config describes, for a data set of `classes` classes.
+pub fn network_spec(cfg: &TrainConfig, classes: usize) -> Result<NetworkSpec> {
+    let spec = NetworkSpec {
+        width_mult: cfg.model.width_mult,
+        activation: Activation::parse(&cfg.model.activation)?,
+        dropout: cfg.model.dropout,
+        ..NetworkSpec::new(&cfg.model.name, classes)
+    };
+    spec.validate().context("model.name / model.width_mult")?;
+    Ok(spec)
 }
 
 /// Sizes the one rayon pool (before any parallel work); `None` keeps one thread per core.
@@ -138,7 +138,8 @@ struct State {
     cfg: TrainConfig,
     dir: PathBuf,
     data: RunData,
-    model: ParNet,
+    spec: NetworkSpec,
+    model: Box<dyn Network>,
     sgd: Sgd,
     ema: Option<Ema>,
     pos: RunPosition,
@@ -156,7 +157,15 @@ impl State {
             image_size: self.data.image_size,
             config_toml: self.cfg.to_toml()?,
         };
-        checkpoint::save(path, &self.model, &self.sgd, self.ema.as_ref(), &meta)
+        let model_md = self.spec.to_metadata()?;
+        checkpoint::save(
+            path,
+            self.model.as_ref(),
+            &model_md,
+            &self.sgd,
+            self.ema.as_ref(),
+            &meta,
+        )
     }
 
     fn seconds(&self) -> f64 {
@@ -188,16 +197,16 @@ fn run(
     install_signal_handler();
     STOP.store(false, Ordering::SeqCst);
     let data = data_setup::build(&cfg)?;
-    let mc = model_config(&cfg, data.num_classes)?;
-    if data.image_size % mc.size_multiple() != 0 {
+    let spec = network_spec(&cfg, data.num_classes)?;
+    let model = spec.build(cfg.train.seed)?;
+    if data.image_size % model.input_multiple() != 0 {
         bail!(
             "{} needs images whose size is a multiple of {}; the data gives {}",
-            mc.name,
-            mc.size_multiple(),
+            spec.name,
+            model.input_multiple(),
             data.image_size
         );
     }
-    let model = ParNet::new(mc, cfg.train.seed)?;
     let o = &cfg.optim;
     let mut sgd = Sgd::new(
         model.params(),
@@ -208,7 +217,7 @@ fn run(
             weight_decay: o.weight_decay,
         },
     )?;
-    let mut ema = o.ema_decay.map(|d| Ema::new(&model, d));
+    let mut ema = o.ema_decay.map(|d| Ema::new(model.as_ref(), d));
     let mut pos = RunPosition {
         epoch: 0,
         step_in_epoch: 0,
@@ -217,7 +226,7 @@ fn run(
     };
     let mut records = Vec::new();
     if let Some(file) = &resume_from {
-        file.load_model(&model, &last_checkpoint(dir))?;
+        file.load_model(model.as_ref(), &last_checkpoint(dir))?;
         sgd.load_state(&file.optim)?;
         if let Some(ema) = ema.as_mut() {
             ema.load(&file.ema)?;
@@ -231,7 +240,7 @@ fn run(
         println!("data: {}", data.description);
         println!(
             "model: {} ({} parameters), {} threads, run directory {}",
-            model.config.name,
+            spec.name,
             model.num_params(),
             rayon::current_num_threads(),
             dir.display()
@@ -241,6 +250,7 @@ fn run(
         cfg,
         dir: dir.to_path_buf(),
         data,
+        spec,
         model,
         sgd,
         ema,
@@ -252,8 +262,8 @@ fn run(
     let total_epochs = st.cfg.schedule.total_epochs(st.cfg.train.epochs);
     let mut last_val = EvalResult::default();
     let mut last_rate = 0.0;
-    while st.pos.epoch < total_epochs {
-        let outcome = train_epoch(&mut st, opts)?;
+    while (st.pos.epoch as f64) < total_epochs {
+        let outcome = train_epoch(&mut st, total_epochs, opts)?;
         last_rate = outcome.images_per_sec;
         if outcome.interrupted {
             st.save(&last_checkpoint(&st.dir))?;
@@ -268,7 +278,7 @@ fn run(
             return Ok(summary(&st, last_val, true, last_rate));
         }
         last_val = end_epoch(&mut st, &outcome, opts)?;
-        if st.out_of_time() && st.pos.epoch < total_epochs {
+        if st.out_of_time() && (st.pos.epoch as f64) < total_epochs {
             if opts.verbose {
                 println!(
                     "time limit reached after epoch {}; checkpoint saved",
@@ -325,17 +335,25 @@ fn progress_bar(opts: TrainOptions, steps: usize, epoch: usize) -> ProgressBar {
     pb
 }
 
-fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
+/// Batches to run in epoch `epoch` of a run of `total_epochs` (fractional: the last epoch may
+/// be partial) when a full epoch has `steps`.
+pub fn steps_in_epoch(epoch: usize, total_epochs: f64, steps: usize) -> usize {
+    let left = (total_epochs - epoch as f64).clamp(0.0, 1.0);
+    ((left * steps as f64).ceil() as usize).clamp(1, steps)
+}
+
+fn train_epoch(st: &mut State, total_epochs: f64, opts: TrainOptions) -> Result<EpochOutcome> {
     let epoch = st.pos.epoch;
-    let steps = st.data.train.num_batches();
-    if steps == 0 {
+    let full_steps = st.data.train.num_batches();
+    if full_steps == 0 {
         bail!(
             "the training set has fewer images than one batch ({})",
             st.cfg.train.batch_size
         );
     }
+    let steps = steps_in_epoch(epoch, total_epochs, full_steps);
     let start = st.pos.step_in_epoch;
-    let classes = st.model.config.num_classes;
+    let classes = st.model.num_classes();
     let (base_lr, epochs) = (st.cfg.optim.lr, st.cfg.train.epochs);
     let smoothing = st.cfg.optim.label_smoothing;
     let pb = progress_bar(opts, steps, epoch);
@@ -358,10 +376,11 @@ fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
             batches.recycle(batch);
             continue;
         }
-        let lr = st
-            .cfg
-            .schedule
-            .lr(base_lr, epoch as f64 + index as f64 / steps as f64, epochs);
+        let lr = st.cfg.schedule.lr(
+            base_lr,
+            epoch as f64 + index as f64 / full_steps as f64,
+            epochs,
+        );
         let x = Tensor::new(Buffer::from_slice(&batch.images), batch.shape().to_vec())?;
         let ctx = Ctx {
             parallel_streams: !st.cfg.train.sequential_streams,
@@ -378,12 +397,12 @@ fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
         }
         loss.backward()?;
         if let Some(max_norm) = st.cfg.optim.grad_clip {
-            clip_grad_norm(&st.model, max_norm);
+            clip_grad_norm(st.model.as_ref(), max_norm);
         }
         st.sgd.step(lr as f32);
         st.sgd.zero_grad();
         if let Some(ema) = st.ema.as_mut() {
-            ema.update(&st.model);
+            ema.update(st.model.as_ref());
         }
         out.loss_sum += loss_value as f64 * batch.len() as f64;
         out.correct += accuracy_topk(logits.data(), classes, &batch.labels, 1);
@@ -406,6 +425,9 @@ fn train_epoch(st: &mut State, opts: TrainOptions) -> Result<EpochOutcome> {
             if out.interrupted {
                 break;
             }
+        }
+        if index >= steps {
+            break;
         }
     }
     drop(batches);
@@ -430,12 +452,12 @@ pub fn clip_grad_norm(model: &dyn Module, max_norm: f32) {
 }
 
 fn end_epoch(st: &mut State, out: &EpochOutcome, opts: TrainOptions) -> Result<EvalResult> {
-    let val = evaluate(&st.model, &st.data.val)?;
+    let val = evaluate(st.model.as_ref(), &st.data.val)?;
     let ema_val = match &st.ema {
         Some(ema) => {
-            let shadow = ParNet::new(st.model.config.clone(), 0)?;
-            ema.copy_to(&shadow);
-            Some(evaluate(&shadow, &st.data.val)?)
+            let shadow = st.spec.build(0)?;
+            ema.copy_to(shadow.as_ref());
+            Some(evaluate(shadow.as_ref(), &st.data.val)?)
         }
         None => None,
     };
@@ -482,4 +504,18 @@ fn end_epoch(st: &mut State, out: &EpochOutcome, opts: TrainOptions) -> Result<E
         st.save(&best_checkpoint(&st.dir))?;
     }
     Ok(val)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::steps_in_epoch;
+
+    #[test]
+    fn a_fractional_run_ends_with_a_partial_epoch() {
+        assert_eq!(steps_in_epoch(0, 2.5, 100), 100);
+        assert_eq!(steps_in_epoch(1, 2.5, 100), 100);
+        assert_eq!(steps_in_epoch(2, 2.5, 100), 50);
+        assert_eq!(steps_in_epoch(0, 0.01, 100), 1);
+        assert_eq!(steps_in_epoch(0, 0.333, 10), 4);
+    }
 }

@@ -16,7 +16,7 @@ fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
     cfg.model.width_mult = Some(0.0625);
     cfg.data.synthetic_train = 256;
     cfg.data.synthetic_val = 64;
-    cfg.train.epochs = 40;
+    cfg.train.epochs = 40.0;
     cfg.train.batch_size = 32;
     cfg.train.out = dir.clone();
     std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
@@ -52,7 +52,7 @@ fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
     // Finish quickly: resume for one more epoch.
     let mut resumed_cfg =
         parnet_train::config::TrainConfig::load(Some(&dir.join("config.toml"))).unwrap();
-    resumed_cfg.train.epochs = pos.epoch + 1;
+    resumed_cfg.train.epochs = (pos.epoch + 1) as f64;
     std::fs::write(dir.join("config.toml"), resumed_cfg.to_toml().unwrap()).unwrap();
     let status = Command::new(exe)
         .args(["train", "--quiet", "--resume"])

@@ -18,7 +18,7 @@ fn tiny_config(out: &Path) -> TrainConfig {
     cfg.model.width_mult = Some(0.0625);
     cfg.data.synthetic_train = 384;
     cfg.data.synthetic_val = 128;
-    cfg.train.epochs = 2;
+    cfg.train.epochs = 2.0;
     cfg.train.batch_size = 32;
     cfg.train.out = out.to_path_buf();
     cfg
@@ -55,7 +55,7 @@ fn assert_same_bits(a: &Path, b: &Path) {
 fn two_runs_with_the_same_seed_are_bit_identical() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(&tmp.path().join("a"));
-    cfg.train.epochs = 1;
+    cfg.train.epochs = 1.0;
     train(cfg.clone(), QUIET).unwrap();
     cfg.train.out = tmp.path().join("b");
     train(cfg, QUIET).unwrap();
@@ -101,7 +101,7 @@ fn training_on_the_synthetic_set_learns_well_above_chance() {
     cfg.model.width_mult = Some(0.125);
     cfg.data.synthetic_train = 3000;
     cfg.data.synthetic_val = 500;
-    cfg.train.epochs = 2;
+    cfg.train.epochs = 2.0;
     let summary = train(cfg, QUIET).unwrap();
     // Ten classes: chance is 10%.
     assert!(
@@ -112,6 +112,8 @@ fn training_on_the_synthetic_set_learns_well_above_chance() {
     let log = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2);
     assert!(tmp.path().join("curves.svg").exists());
+    let font = parnet_train::plot::register_first_font(&parnet_train::plot::font_candidates());
+    assert_eq!(tmp.path().join("curves.png").exists(), font.is_ok());
     assert!(tmp.path().join("best.safetensors").exists());
 }
 
@@ -119,13 +121,13 @@ fn training_on_the_synthetic_set_learns_well_above_chance() {
 fn a_diverging_loss_stops_the_run_with_a_clear_message_and_keeps_the_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path());
-    cfg.train.epochs = 3;
+    cfg.train.epochs = 3.0;
     cfg.train.time_limit_minutes = None;
     // One good epoch, then an absurd learning rate from a resumed config.
-    cfg.train.epochs = 1;
+    cfg.train.epochs = 1.0;
     train(cfg.clone(), QUIET).unwrap();
     let before = std::fs::read(last_checkpoint(tmp.path())).unwrap();
-    cfg.train.epochs = 3;
+    cfg.train.epochs = 3.0;
     cfg.optim.lr = 1e12;
     std::fs::write(tmp.path().join("config.toml"), cfg.to_toml().unwrap()).unwrap();
     let err = format!("{:#}", resume(tmp.path(), QUIET).unwrap_err());
@@ -140,7 +142,7 @@ fn a_diverging_loss_stops_the_run_with_a_clear_message_and_keeps_the_last_checkp
 fn a_second_run_into_the_same_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path());
-    cfg.train.epochs = 1;
+    cfg.train.epochs = 1.0;
     cfg.data.synthetic_train = 64;
     train(cfg.clone(), QUIET).unwrap();
     let err = train(cfg, QUIET).unwrap_err().to_string();

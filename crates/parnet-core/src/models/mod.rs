@@ -3,8 +3,11 @@
 
 pub mod parnet;
 pub mod parnet_sweep;
+pub mod registry;
 pub mod resnet;
 pub mod sequential_parnet;
+
+pub use registry::{NetworkSpec, network_from_metadata};
 
 use crate::Tensor;
 use crate::error::Result;
@@ -20,6 +23,17 @@ pub trait Network: Module + Send + Sync {
     fn depth(&self) -> usize;
     /// Multiply-adds per image at a square `image_size` input (convs and linear layers).
     fn macs(&self, image_size: usize) -> usize;
+    /// Input height and width must be multiples of this.
+    fn input_multiple(&self) -> usize {
+        1
+    }
+    /// The deploy form (structurally reparameterized); networks without one say so.
+    fn deploy(&self) -> Result<Box<dyn Network>> {
+        Err(crate::error::invalid(
+            "model",
+            format!("{} has no reparameterized deploy form", self.name()),
+        ))
+    }
 }
 
 impl Network for parnet::ParNet {
@@ -37,6 +51,14 @@ impl Network for parnet::ParNet {
 
     fn depth(&self) -> usize {
         self.info(self.config.default_image_size()).depth
+    }
+
+    fn input_multiple(&self) -> usize {
+        self.config.size_multiple()
+    }
+
+    fn deploy(&self) -> Result<Box<dyn Network>> {
+        Ok(Box::new(self.fused()?))
     }
 
     fn macs(&self, image_size: usize) -> usize {

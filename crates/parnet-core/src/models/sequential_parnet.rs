@@ -212,6 +212,14 @@ impl Network for SequentialParNet {
         self.blocks.len() + 2
     }
 
+    fn input_multiple(&self) -> usize {
+        self.config.size_multiple()
+    }
+
+    fn deploy(&self) -> Result<Box<dyn Network>> {
+        Ok(Box::new(self.fused()?))
+    }
+
     fn macs(&self, image_size: usize) -> usize {
         let (train, fused) = self.macs_train_fused(image_size);
         if self.is_fused() { fused } else { train }

@@ -4,6 +4,7 @@ mod bench;
 mod fuse;
 mod infer;
 mod info;
+mod study;
 mod train;
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ pub use bench::{LatencyStats, measure_latency};
 pub use fuse::fuse_weights;
 pub use infer::infer_file;
 pub use info::{info_json, info_text};
+pub use study::{DepthArgs, StudyCommand, run_study};
 pub use train::{TrainArgs, run_eval, run_train};
 
 /// parnet: ParNet ("Non-deep Networks") on the CPU.
@@ -91,6 +93,11 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+    },
+    /// Studies over many networks (issue 6: is depth necessary?).
+    Study {
+        #[command(subcommand)]
+        what: StudyCommand,
     },
 }
 
@@ -190,6 +197,7 @@ impl ThreadArgs {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Study { what } => run_study(&what)?,
         Command::Info {
             model,
             image_size,

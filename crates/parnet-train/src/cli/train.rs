@@ -28,8 +28,9 @@ pub struct TrainArgs {
     /// `synthetic` or a data path (default: the config's, or $PARNET_DATA for real-data configs).
     #[arg(long)]
     pub data: Option<String>,
+    /// Training epochs (may be fractional, e.g. 2.5).
     #[arg(long)]
-    pub epochs: Option<usize>,
+    pub epochs: Option<f64>,
     #[arg(long)]
     pub batch_size: Option<usize>,
     #[arg(long)]
@@ -97,7 +98,7 @@ pub fn run_eval(
     let file = checkpoint::read(checkpoint_path)?;
     let model = model_from_metadata(&file.metadata)
         .with_context(|| format!("{} does not describe its model", checkpoint_path.display()))?;
-    file.load_model(&model, checkpoint_path)?;
+    file.load_model(model.as_ref(), checkpoint_path)?;
     let mean = file.metadata.get("mean").map(|s| parse3(s)).transpose()?;
     let std = file.metadata.get("std").map(|s| parse3(s)).transpose()?;
     let mut options = OpenOptions {
@@ -117,12 +118,12 @@ pub fn run_eval(
     let opened =
         open_dataset(data, &options).with_context(|| format!("opening {}", data.display()))?;
     let set: Arc<dyn Dataset> = Arc::from(opened.dataset);
-    if set.num_classes() > model.config.num_classes {
+    if set.num_classes() > model.num_classes() {
         bail!(
             "{} has {} classes but the model predicts {}",
             data.display(),
             set.num_classes(),
-            model.config.num_classes
+            model.num_classes()
         );
     }
     let default_norm = Pipeline::cifar_eval();
@@ -131,5 +132,5 @@ pub fn run_eval(
         std.unwrap_or(default_norm.std),
     );
     let loader = Loader::new(set, pipeline, LoaderConfig::eval(batch_size))?;
-    evaluate(&model, &loader)
+    evaluate(model.as_ref(), &loader)
 }

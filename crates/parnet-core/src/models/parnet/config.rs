@@ -1,6 +1,8 @@
 //! ParNet variants and the switches where the paper and the official code differ
 //! (PARNET-SPEC sections 2.6, 2.12, 3, 10.1 and 11).
 
+use std::collections::HashMap;
+
 use crate::error::{Result, invalid};
 
 /// The block activation. The paper uses SiLU; the released configs build ReLU (spec 2.6).
@@ -171,5 +173,62 @@ impl ParNetConfig {
             Layout::ImageNet => [4, 5, 5],
             Layout::Cifar => [3, 4, 4],
         }
+    }
+}
+
+impl ParNetConfig {
+    /// The configuration as weights-file metadata (`model`, `layout`, `widths`, `stem_width`,
+    /// `classes`, `activation`, `double_gate`, `dropout`).
+    pub fn to_metadata(&self) -> HashMap<String, String> {
+        let layout = match self.layout {
+            Layout::ImageNet => "imagenet",
+            Layout::Cifar => "cifar",
+        };
+        HashMap::from([
+            ("model".to_string(), self.name.clone()),
+            ("layout".to_string(), layout.to_string()),
+            (
+                "widths".to_string(),
+                self.widths.map(|w| w.to_string()).join(","),
+            ),
+            ("stem_width".to_string(), self.stem_width.to_string()),
+            ("classes".to_string(), self.num_classes.to_string()),
+            ("activation".to_string(), self.activation.name().to_string()),
+            ("double_gate".to_string(), self.double_gate.to_string()),
+            ("dropout".to_string(), self.dropout.to_string()),
+        ])
+    }
+
+    /// Reads what [`ParNetConfig::to_metadata`] wrote.
+    pub fn from_metadata(md: &HashMap<String, String>) -> Result<ParNetConfig> {
+        let get = |k: &str| {
+            md.get(k)
+                .map(String::as_str)
+                .ok_or_else(|| invalid("metadata", format!("no `{k}` in the file's metadata")))
+        };
+        fn parse<T: std::str::FromStr>(k: &str, v: &str) -> Result<T> {
+            v.trim()
+                .parse()
+                .map_err(|_| invalid("metadata", format!("`{k}` = {v:?} cannot be read")))
+        }
+        let layout = match get("layout")? {
+            "imagenet" => Layout::ImageNet,
+            "cifar" => Layout::Cifar,
+            other => return Err(invalid("metadata", format!("unknown layout {other:?}"))),
+        };
+        let widths = get("widths")?
+            .split(',')
+            .map(|w| parse::<usize>("widths", w))
+            .collect::<Result<Vec<_>>>()?;
+        let widths: [usize; 4] = widths
+            .try_into()
+            .map_err(|_| invalid("metadata", "`widths` must hold four numbers"))?;
+        let classes = parse("classes", get("classes")?)?;
+        let mut cfg = ParNetConfig::custom(get("model")?, layout, widths, classes)?;
+        cfg.stem_width = parse("stem_width", get("stem_width")?)?;
+        cfg.activation = Activation::parse(get("activation")?)?;
+        cfg.double_gate = parse("double_gate", get("double_gate")?)?;
+        cfg.dropout = parse("dropout", get("dropout")?)?;
+        Ok(cfg)
     }
 }

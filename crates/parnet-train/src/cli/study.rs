@@ -1,0 +1,124 @@
+//! `parnet study depth`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+
+use crate::config::TrainConfig;
+use crate::study::{StudyOptions, run_depth_study};
+
+#[derive(Subcommand, Debug)]
+pub enum StudyCommand {
+    /// Latency (and with --train-epochs, accuracy) against depth at about constant
+    /// multiply-adds: ParNet-style networks with 1-4 streams, plus deep baselines. Writes
+    /// depth_study.csv, depth_study_raw.csv, depth_study.json and charts (SVG and PNG).
+    Depth(DepthArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DepthArgs {
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A few minutes on 2 cores: fewer networks, fewer repeats, smaller networks and, when
+    /// training on the synthetic set, a smaller set.
+    #[arg(long)]
+    pub quick: bool,
+    /// Train every network for this many epochs (may be fractional); default: latency only.
+    #[arg(long)]
+    pub train_epochs: Option<f64>,
+    /// Trainings per network (different seeds) for the accuracy spread [default: 3; quick: 2].
+    #[arg(long)]
+    pub train_repeats: Option<usize>,
+    /// Latency medians per network and batch size [default: 5; quick: 3].
+    #[arg(long)]
+    pub latency_repeats: Option<usize>,
+    /// Latency batch sizes, comma-separated [default: 1,32; quick: 1,8].
+    #[arg(long, value_delimiter = ',')]
+    pub batch: Option<Vec<usize>>,
+    /// Every sweep network matches the multiply-adds of parnet-cifar at this width
+    /// [default: 0.25; quick: 0.125].
+    #[arg(long)]
+    pub width_mult: Option<f64>,
+    /// Base training config (data, optimiser, schedule) [default: the built-in synthetic job].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// `synthetic` or a data path for the trainings (replaces the config's).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Leave out the named baselines (parnet-cifar, sequential-parnet-cifar, resnet-20/56).
+    #[arg(long)]
+    pub no_baselines: bool,
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Resolves the defaults and runs the study.
+pub fn run_study(cmd: &StudyCommand) -> Result<()> {
+    let StudyCommand::Depth(a) = cmd;
+    crate::train::set_threads(a.threads)?;
+    let mut base = TrainConfig::load(a.config.as_deref())?;
+    if let Some(d) = &a.data {
+        base.data.source = d.clone();
+    }
+    if base.data.source != "synthetic" && !Path::new(&base.data.source).exists() {
+        bail!("data {} does not exist", base.data.source);
+    }
+    if a.quick && base.data.source == "synthetic" {
+        base.data.synthetic_train = base.data.synthetic_train.min(1024);
+        base.data.synthetic_val = base.data.synthetic_val.min(512);
+    }
+    base.train.threads = None;
+    base.validate()?;
+    let opts = StudyOptions {
+        out: a.out.clone(),
+        quick: a.quick,
+        width_mult: a.width_mult.unwrap_or(if a.quick { 0.125 } else { 0.25 }),
+        batches: a
+            .batch
+            .clone()
+            .unwrap_or(if a.quick { vec![1, 8] } else { vec![1, 32] }),
+        latency_repeats: a.latency_repeats.unwrap_or(if a.quick { 3 } else { 5 }),
+        train_epochs: a.train_epochs,
+        train_repeats: a.train_repeats.unwrap_or(if a.quick { 2 } else { 3 }),
+        base_config: base,
+        baselines: !a.no_baselines,
+    };
+    if let Some(e) = opts.train_epochs
+        && !(e > 0.0 && e.is_finite())
+    {
+        bail!("--train-epochs must be positive, got {e}");
+    }
+    let rows = run_depth_study(&opts, true)?;
+    println!(
+        "{:<28} {:>5} {:>9} {:>8} {}",
+        "model",
+        "depth",
+        "params",
+        "MMACs",
+        opts.batches
+            .iter()
+            .map(|b| format!("{:>14}", format!("b{b} ms")))
+            .collect::<String>()
+            + "   val top-1"
+    );
+    for r in &rows {
+        let lat: String = r
+            .latency_ms
+            .iter()
+            .map(|(m, s)| format!("{:>14}", format!("{m:.2}±{s:.2}")))
+            .collect();
+        let acc = r.val_top1.map_or(String::new(), |(m, s)| {
+            format!("   {:.1}±{:.1}%", 100.0 * m, 100.0 * s)
+        });
+        println!(
+            "{:<28} {:>5} {:>9} {:>8.1} {lat}{acc}",
+            r.model,
+            r.depth,
+            r.params,
+            r.macs as f64 / 1e6
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Forward latency of any network, as repeated medians so that a spread can be reported.
+
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use parnet_core::Tensor;
+use parnet_core::models::Network;
+use parnet_core::nn::Ctx;
+
+/// How one latency figure is taken: `warmup` untimed forwards, then the median of `runs` timed
+/// ones (eval mode, no gradient tracking, streams as `parallel_streams` says).
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyProtocol {
+    pub batch: usize,
+    pub image_size: usize,
+    pub warmup: usize,
+    pub runs: usize,
+    pub parallel_streams: bool,
+}
+
+/// Median milliseconds per forward of `model` on a fixed input `[batch, 3, size, size]`.
+pub fn median_forward_ms(model: &dyn Network, p: &LatencyProtocol) -> Result<f64> {
+    ensure!(p.batch > 0 && p.runs > 0, "batch and runs must be positive");
+    let size = p.image_size;
+    let x = Tensor::from_vec(
+        vec![0.5; p.batch * 3 * size * size],
+        [p.batch, 3, size, size],
+    )?;
+    let ctx = Ctx {
+        parallel_streams: p.parallel_streams,
+        ..Ctx::eval()
+    };
+    for _ in 0..p.warmup {
+        model.forward(&x, ctx)?;
+    }
+    let mut times = Vec::with_capacity(p.runs);
+    for _ in 0..p.runs {
+        let t = Instant::now();
+        let y = model.forward(&x, ctx)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(y);
+    }
+    Ok(median(&mut times))
+}
+
+/// Median of `v` (sorted in place); the mean of the middle two for an even count.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => v[n / 2],
+        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+    }
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parnet_core::models::NetworkSpec;
+
+    #[test]
+    fn median_and_spread() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m, 2.5);
+        assert!((s - 1.2909944487358056).abs() < 1e-12);
+        assert_eq!(mean_std(&[7.0]), (7.0, 0.0));
+    }
+
+    #[test]
+    fn latency_of_a_small_network_is_positive_and_bad_protocols_fail() {
+        let model = NetworkSpec::new("resnet-20", 10).build(0).unwrap();
+        let mut p = LatencyProtocol {
+            batch: 2,
+            image_size: 32,
+            warmup: 1,
+            runs: 3,
+            parallel_streams: true,
+        };
+        let ms = median_forward_ms(model.as_ref(), &p).unwrap();
+        assert!(ms > 0.0 && ms.is_finite());
+        p.runs = 0;
+        assert!(median_forward_ms(model.as_ref(), &p).is_err());
+    }
+}
