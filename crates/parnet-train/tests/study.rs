@@ -12,7 +12,7 @@ fn options(out: &std::path::Path) -> StudyOptions {
     StudyOptions {
         out: out.to_path_buf(),
         quick: true,
-        width_mult: 0.0625,
+        width_mult: 0.125,
         batches: vec![1, 4],
         latency_repeats: 2,
         train_epochs: Some(1.0),
