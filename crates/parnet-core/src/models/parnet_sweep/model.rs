@@ -220,6 +220,14 @@ impl Network for SweepNet {
         self.info(self.spec.size_multiple()).depth
     }
 
+    fn input_multiple(&self) -> usize {
+        self.spec.size_multiple()
+    }
+
+    fn deploy(&self) -> Result<Box<dyn Network>> {
+        Ok(Box::new(self.fused()?))
+    }
+
     fn macs(&self, image_size: usize) -> usize {
         let info = self.info(image_size);
         if self.is_fused() {

@@ -138,6 +138,9 @@ fn fused_model_agrees_in_eval_mode() {
         perturb_batch_norms(&net, 4);
         let fused = net.fused().unwrap();
         assert!(fused.is_fused() && !net.is_fused());
+        let deployed = Network::deploy(&net).unwrap();
+        assert_eq!(deployed.num_params(), fused.num_params());
+        assert_eq!(Network::input_multiple(&net), if s == 4 { 8 } else { 4 });
         assert!(fused.num_params() < net.num_params());
         let x = images(2, 16, 6);
         let a = net.forward(&x, Ctx::eval()).unwrap();
