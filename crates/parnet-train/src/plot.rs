@@ -255,7 +255,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) 
                 .map(|end| EmptyElement::at(end) + PathElement::new([(-dx, -dy), (dx, dy)], color))
         });
         ctx.draw_series(caps).map_err(plot_err)?;
-        if !series.line || points.len() <= MAX_MARKED_LINE_POINTS {
+        if has_markers(series, points.len()) {
             ctx.draw_series(
                 points
                     .iter()
@@ -272,27 +272,42 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) 
         .map_err(plot_err)?;
     }
 
-    for (i, (name, &(x, y))) in names.iter().zip(&corners).enumerate() {
+    for (i, ((series, points), &(x, y))) in
+        chart.series.iter().zip(&points).zip(&corners).enumerate()
+    {
         let color = COLORS[i % COLORS.len()];
         let mid = y + LEGEND_ROW / 2;
-        legend
-            .draw(&PathElement::new(
-                [(x, mid), (x + SWATCH, mid)],
-                color.stroke_width(2),
-            ))
-            .map_err(plot_err)?;
-        legend
-            .draw(&Circle::new((x + SWATCH / 2, mid), 4, color.filled()))
-            .map_err(plot_err)?;
+        if series.line {
+            legend
+                .draw(&PathElement::new(
+                    [(x, mid), (x + SWATCH, mid)],
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_err)?;
+        }
+        if has_markers(series, points.len()) {
+            legend
+                .draw(&Circle::new((x + SWATCH / 2, mid), 4, color.filled()))
+                .map_err(plot_err)?;
+        }
         let style = TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
         legend
-            .draw(&Text::new(name.to_string(), (x + SWATCH + 6, mid), style))
+            .draw(&Text::new(
+                series.name.clone(),
+                (x + SWATCH + 6, mid),
+                style,
+            ))
             .map_err(plot_err)?;
     }
     Ok(())
 }
 
 const CAP: i32 = 4;
+
+/// Whether a series with `n` drawable points gets markers (see [`Series`]).
+fn has_markers(series: &Series, n: usize) -> bool {
+    !series.line || n <= MAX_MARKED_LINE_POINTS
+}
 
 /// An error bar: from, to (data coordinates), and the half-cap offset in pixels.
 type ErrorBar = ((f64, f64), (f64, f64), (i32, i32));

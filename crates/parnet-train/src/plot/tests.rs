@@ -73,7 +73,8 @@ fn a_chart_with_error_bars_is_written_as_svg_and_png() {
     // Five finite points and two legend markers; the NaN point is not drawn.
     assert_eq!(svg.matches("<circle").count(), 7);
     // In the first colour: the line, three vertical error bars with two caps each, the legend
-    // swatch. In the second: two vertical and one horizontal bar, six caps, the swatch.
+    // swatch. In the second (markers only, so no swatch): two vertical and one horizontal bar,
+    // six caps.
     let paths_in = |color: RGBColor| {
         let stroke = format!(
             r##"stroke="#{:02X}{:02X}{:02X}""##,
@@ -84,7 +85,7 @@ fn a_chart_with_error_bars_is_written_as_svg_and_png() {
             .count()
     };
     assert_eq!(paths_in(COLORS[0]), 1 + 3 + 6 + 1);
-    assert_eq!(paths_in(COLORS[1]), 3 + 6 + 1);
+    assert_eq!(paths_in(COLORS[1]), 3 + 6);
 
     assert_eq!(
         drawn.png.is_some(),
@@ -102,6 +103,31 @@ fn a_chart_with_error_bars_is_written_as_svg_and_png() {
         let (_, _, red) = count_pixels(png, COLORS[1]);
         assert!(red > 50, "only {red} pixels in the second series' colour");
     }
+}
+
+#[test]
+fn long_lines_are_drawn_without_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |n: usize| Series {
+        name: format!("{n} points"),
+        points: (0..n)
+            .map(|i| Point::new(i as f64, (i * i) as f64))
+            .collect(),
+        line: true,
+    };
+    let chart = Chart {
+        title: "lines".to_string(),
+        x_label: "epoch".to_string(),
+        y_label: "loss".to_string(),
+        series: vec![
+            line(MAX_MARKED_LINE_POINTS + 1),
+            line(MAX_MARKED_LINE_POINTS),
+        ],
+    };
+    let drawn = write_files(&[chart], &dir.path().join("lines"), Err("svg only")).unwrap();
+    let svg = std::fs::read_to_string(&drawn.svg).unwrap();
+    // Only the shorter line, and its legend entry, have markers.
+    assert_eq!(svg.matches("<circle").count(), MAX_MARKED_LINE_POINTS + 1);
 }
 
 #[test]
