@@ -20,6 +20,37 @@ pub struct LayerInfo {
     pub counts_for_depth: bool,
 }
 
+impl LayerInfo {
+    /// A 1x1 conv + BN (+ activation) `cin -> cout` at `hw x hw`; the BN folds into the conv's
+    /// bias in the deploy form.
+    pub fn conv1x1_bn(name: &str, cin: usize, cout: usize, hw: usize, input: usize) -> LayerInfo {
+        LayerInfo {
+            name: name.to_string(),
+            out_shape: [cout, hw, hw],
+            params_train: cin * cout + 2 * cout,
+            params_fused: cin * cout + cout,
+            macs_train: hw * hw * cin * cout,
+            macs_fused: hw * hw * cin * cout,
+            inputs: vec![input],
+            counts_for_depth: true,
+        }
+    }
+
+    /// The classifier: a linear layer `features -> classes` after global average pooling.
+    pub fn classifier(name: &str, features: usize, classes: usize, input: usize) -> LayerInfo {
+        LayerInfo {
+            name: name.to_string(),
+            out_shape: [classes, 1, 1],
+            params_train: features * classes + classes,
+            params_fused: features * classes + classes,
+            macs_train: features * classes,
+            macs_fused: features * classes,
+            inputs: vec![input],
+            counts_for_depth: true,
+        }
+    }
+}
+
 /// The totals and the per-layer table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
@@ -105,29 +136,11 @@ impl Plan {
             FinalSpec::Block(blk) => b.block(blk, Some(merged), b.hw(merged)),
             FinalSpec::Conv1x1 { prefix, cin, cout } => {
                 let hw = b.hw(merged);
-                b.push(LayerInfo {
-                    name: prefix.clone(),
-                    out_shape: [*cout, hw, hw],
-                    params_train: cin * cout + 2 * cout,
-                    params_fused: cin * cout + cout,
-                    macs_train: hw * hw * cin * cout,
-                    macs_fused: hw * hw * cin * cout,
-                    inputs: vec![merged],
-                    counts_for_depth: true,
-                })
+                b.push(LayerInfo::conv1x1_bn(prefix, *cin, *cout, hw, merged))
             }
         };
         let (features, classes) = self.head;
-        b.push(LayerInfo {
-            name: "head.fc".into(),
-            out_shape: [classes, 1, 1],
-            params_train: features * classes + classes,
-            params_fused: features * classes + classes,
-            macs_train: features * classes,
-            macs_fused: features * classes,
-            inputs: vec![fin],
-            counts_for_depth: true,
-        });
+        b.push(LayerInfo::classifier("head.fc", features, classes, fin));
         let layers = b.layers;
         ModelInfo {
             image_size,

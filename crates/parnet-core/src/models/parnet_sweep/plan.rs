@@ -154,27 +154,14 @@ impl SweepPlan {
         }
         let (cin, cout) = self.final_conv;
         let hw = layers[merged].out_shape[1];
-        layers.push(LayerInfo {
-            name: "final".into(),
-            out_shape: [cout, hw, hw],
-            params_train: cin * cout + 2 * cout,
-            params_fused: cin * cout + cout,
-            macs_train: hw * hw * cin * cout,
-            macs_fused: hw * hw * cin * cout,
-            inputs: vec![merged],
-            counts_for_depth: true,
-        });
+        layers.push(LayerInfo::conv1x1_bn("final", cin, cout, hw, merged));
         let (features, classes) = self.head;
-        layers.push(LayerInfo {
-            name: "head.fc".into(),
-            out_shape: [classes, 1, 1],
-            params_train: features * classes + classes,
-            params_fused: features * classes + classes,
-            macs_train: features * classes,
-            macs_fused: features * classes,
-            inputs: vec![layers.len() - 1],
-            counts_for_depth: true,
-        });
+        layers.push(LayerInfo::classifier(
+            "head.fc",
+            features,
+            classes,
+            layers.len() - 1,
+        ));
         layers
     }
 
