@@ -1,15 +1,13 @@
 //! `parnet bench latency`.
 
 use std::fmt;
-use std::time::Instant;
 
 use anyhow::Result;
-use parnet_core::Tensor;
 use parnet_core::models::parnet::ParNet;
-use parnet_core::nn::Ctx;
 use serde::Serialize;
 
 use crate::model_io::ModelSpec;
+use crate::study::latency::{LatencyProtocol, forward_times_ms, median};
 
 /// Forward latency over repeated runs.
 #[derive(Debug, Clone, Serialize)]
@@ -67,23 +65,16 @@ pub fn measure_latency(
     if fused {
         model = model.fused()?;
     }
-    let x = Tensor::from_vec(vec![0.5; batch * 3 * size * size], [batch, 3, size, size])?;
-    model.check_input(&x)?;
-    let ctx = Ctx {
-        parallel_streams,
-        ..Ctx::eval()
-    };
-    for _ in 0..warmup {
-        model.forward(&x, ctx)?;
-    }
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        let y = model.forward(&x, ctx)?;
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-        drop(y);
-    }
-    times.sort_by(f64::total_cmp);
+    let times = forward_times_ms(
+        &model,
+        &LatencyProtocol {
+            batch,
+            image_size: size,
+            warmup,
+            runs,
+            parallel_streams,
+        },
+    )?;
     Ok(LatencyStats {
         model: spec.name.clone(),
         batch,
@@ -92,7 +83,7 @@ pub fn measure_latency(
         parallel_streams,
         threads: rayon::current_num_threads(),
         runs,
-        median_ms: times[runs / 2],
+        median_ms: median(&mut times.clone()),
         min_ms: times[0],
         max_ms: times[runs - 1],
     })

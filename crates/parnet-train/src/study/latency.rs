@@ -18,8 +18,9 @@ pub struct LatencyProtocol {
     pub parallel_streams: bool,
 }
 
-/// Median milliseconds per forward of `model` on a fixed input `[batch, 3, size, size]`.
-pub fn median_forward_ms(model: &dyn Network, p: &LatencyProtocol) -> Result<f64> {
+/// Milliseconds of each timed forward of `model` on a fixed input `[batch, 3, size, size]`,
+/// sorted ascending.
+pub fn forward_times_ms(model: &dyn Network, p: &LatencyProtocol) -> Result<Vec<f64>> {
     ensure!(p.batch > 0 && p.runs > 0, "batch and runs must be positive");
     let size = p.image_size;
     let x = Tensor::from_vec(
@@ -40,7 +41,13 @@ pub fn median_forward_ms(model: &dyn Network, p: &LatencyProtocol) -> Result<f64
         times.push(t.elapsed().as_secs_f64() * 1e3);
         drop(y);
     }
-    Ok(median(&mut times))
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+/// Median milliseconds per forward (see [`forward_times_ms`]).
+pub fn median_forward_ms(model: &dyn Network, p: &LatencyProtocol) -> Result<f64> {
+    Ok(median(&mut forward_times_ms(model, p)?))
 }
 
 /// Median of `v` (sorted in place); the mean of the middle two for an even count.
