@@ -248,6 +248,38 @@ fn a_failing_sample_ends_the_epoch_with_its_error() {
 }
 
 #[test]
+fn an_epoch_started_mid_way_skips_without_loading_and_matches_the_full_epoch() {
+    // Sample 5 (in batch 0) fails: starting at batch 1 must not load it.
+    let data: Arc<dyn Dataset> = Arc::new(Failing {
+        inner: SyntheticSet::new(40, 1),
+        bad: 5,
+    });
+    let eval = Loader::new(data, Pipeline::cifar_eval(), LoaderConfig::eval(8)).unwrap();
+    let rest: Vec<Batch> = eval.epoch_from(0, 1).map(|b| b.unwrap()).collect();
+    assert_eq!(rest.len(), 4);
+    for (k, batch) in rest.iter().enumerate() {
+        assert_eq!(batch.batch_index, k + 1);
+        assert_eq!(
+            batch.indices,
+            ((k + 1) * 8..(k + 2) * 8).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(eval.epoch_from(0, 5).count(), 0);
+    assert_eq!(eval.epoch_from(0, 99).count(), 0);
+
+    // Shuffled and augmented: the tail of an epoch is bit-identical to the full epoch's.
+    let data: Arc<dyn Dataset> = Arc::new(SyntheticSet::new(90, 2));
+    let train = Loader::new(data, heavy_pipeline(), LoaderConfig::train(16, 7)).unwrap();
+    for epoch in 0..2 {
+        let full = all_batches(&train, epoch);
+        for first in [0, 1, 3, full.len() - 1] {
+            let tail: Vec<Batch> = train.epoch_from(epoch, first).map(|b| b.unwrap()).collect();
+            assert_eq!(tail, full[first..], "epoch {epoch} from batch {first}");
+        }
+    }
+}
+
+#[test]
 fn images_of_the_wrong_size_are_an_error() {
     struct Mixed(SyntheticSet);
     impl Dataset for Mixed {

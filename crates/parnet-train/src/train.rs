@@ -367,15 +367,10 @@ fn train_epoch(st: &mut State, total_epochs: f64, opts: TrainOptions) -> Result<
         lr: 0.0,
     };
     let t0 = Instant::now();
-    let mut batches = st.data.train.epoch(epoch as u64);
-    let mut index = 0;
+    let mut batches = st.data.train.epoch_from(epoch as u64, start);
+    let mut index = start;
     while let Some(batch) = batches.next() {
         let batch = batch?;
-        if index < start {
-            index += 1;
-            batches.recycle(batch);
-            continue;
-        }
         let lr = st.cfg.schedule.lr(
             base_lr,
             epoch as f64 + index as f64 / full_steps as f64,

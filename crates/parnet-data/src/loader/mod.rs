@@ -324,6 +324,13 @@ impl Loader {
     /// Iterates over the batches of `epoch`, prepared by a background thread up to
     /// `config.prefetch` batches ahead. Stops after the first error.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// Like [`Loader::epoch`], but starts at batch `first_batch` (a resumed run's position):
+    /// the batches before it are neither loaded nor augmented, and the ones yielded are exactly
+    /// those `epoch(epoch)` would yield from that index on. Empty if `first_batch` is past the end.
+    pub fn epoch_from(&self, epoch: u64, first_batch: usize) -> EpochIter {
         let depth = self.config.prefetch.max(1);
         let (tx, rx) = sync_channel::<Result<Batch>>(depth);
         let (recycle_tx, recycle_rx) = channel::<Batch>();
@@ -332,26 +339,27 @@ impl Loader {
         let thread_stop = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
             .name(format!("parnet-data-epoch-{epoch}"))
-            .spawn(move || loader.produce(epoch, &tx, &recycle_rx, &thread_stop))
+            .spawn(move || loader.produce(epoch, first_batch, &tx, &recycle_rx, &thread_stop))
             .expect("spawning the prefetch thread");
         EpochIter {
             rx: Some(rx),
             recycle_tx,
             stop,
             handle: Some(handle),
-            remaining: self.num_batches(),
+            remaining: self.num_batches().saturating_sub(first_batch),
         }
     }
 
     fn produce(
         &self,
         epoch: u64,
+        first_batch: usize,
         tx: &SyncSender<Result<Batch>>,
         recycle: &Receiver<Batch>,
         stop: &AtomicBool,
     ) {
         let order = self.epoch_order(epoch);
-        for batch_index in 0..self.num_batches() {
+        for batch_index in first_batch..self.num_batches() {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
