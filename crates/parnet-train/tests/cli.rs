@@ -42,6 +42,55 @@ fn info_reports_counts_depth_and_shapes_as_json() {
 }
 
 #[test]
+fn bench_train_times_every_width_and_batch_case() {
+    let out = parnet(&[
+        "bench",
+        "train",
+        "--model",
+        "parnet-cifar",
+        "--width-mult",
+        "0.125,0.25",
+        "--batch",
+        "2,3",
+        "--image-size",
+        "16",
+        "--warmup",
+        "0",
+        "--steps",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(f64, u64)> = cases
+        .iter()
+        .map(|c| {
+            (
+                c["width_mult"].as_f64().unwrap(),
+                c["batch"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(0.125, 2), (0.125, 3), (0.25, 2), (0.25, 3)]);
+    assert_eq!(cases[2]["params"], 1_408_362);
+    assert!(
+        cases
+            .iter()
+            .all(|c| c["images_per_s"].as_f64().unwrap() > 0.0)
+    );
+    assert_clean_failure(
+        &parnet(&["bench", "train", "--model", "resnet-7", "--steps", "1"]),
+        "resnet-7",
+    );
+}
+
+#[test]
 fn fuse_then_infer_gives_the_same_logits_as_the_training_weights() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);

@@ -1,6 +1,7 @@
 //! The `parnet` subcommands. Each is a thin layer: parse, call a library function, print.
 
 mod bench;
+mod bench_train;
 mod fuse;
 mod infer;
 mod info;
@@ -11,11 +12,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use parnet_core::models::NetworkSpec;
 use parnet_core::models::parnet::Activation;
 
 use crate::model_io::ModelSpec;
 
 pub use bench::{LatencyStats, measure_latency};
+pub use bench_train::{TrainStepProtocol, TrainStepStats, measure_train_step};
 pub use fuse::fuse_weights;
 pub use infer::infer_file;
 pub use info::{info_json, info_text};
@@ -122,6 +125,35 @@ pub enum BenchCommand {
         runs: usize,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
+        #[command(flatten)]
+        threads: ThreadArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Training-step throughput (forward + backward + SGD) on fixed random inputs, timed as
+    /// tools/bench_torch_train.py times PyTorch.
+    Train {
+        /// Any trainable network: parnet-cifar, sequential-parnet-cifar, resnet-20, ...
+        #[arg(long, default_value = "parnet-cifar")]
+        model: String,
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        /// Block activation: silu (paper) or relu (released configs).
+        #[arg(long, default_value = "silu")]
+        activation: String,
+        /// Width multipliers, comma-separated (one case each).
+        #[arg(long, value_delimiter = ',')]
+        width_mult: Vec<f64>,
+        /// Batch sizes, comma-separated (one case each).
+        #[arg(long, value_delimiter = ',', default_value = "64")]
+        batch: Vec<usize>,
+        #[arg(long, default_value_t = 32)]
+        image_size: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed steps per case.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
         #[command(flatten)]
         threads: ThreadArgs,
         #[arg(long)]
@@ -342,6 +374,54 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&stats)?);
             } else {
                 println!("{stats}");
+            }
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Train {
+                    model,
+                    classes,
+                    activation,
+                    width_mult,
+                    batch,
+                    image_size,
+                    warmup,
+                    steps,
+                    threads,
+                    json,
+                },
+        } => {
+            threads.apply()?;
+            let widths: Vec<Option<f64>> = if width_mult.is_empty() {
+                vec![None]
+            } else {
+                width_mult.into_iter().map(Some).collect()
+            };
+            let mut all = Vec::new();
+            for width in widths {
+                let spec = NetworkSpec {
+                    width_mult: width,
+                    activation: Activation::parse(&activation)?,
+                    ..NetworkSpec::new(&model, classes)
+                };
+                spec.validate()?;
+                for &b in &batch {
+                    let protocol = TrainStepProtocol {
+                        batch: b,
+                        image_size,
+                        warmup,
+                        steps,
+                        seed: 0,
+                    };
+                    let stats = measure_train_step(&spec, &protocol)?;
+                    if !json {
+                        println!("{stats}");
+                    }
+                    all.push(stats);
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
             }
         }
     }

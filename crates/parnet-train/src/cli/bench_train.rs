@@ -1,0 +1,163 @@
+//! `parnet bench train`: training-step throughput on fixed random inputs, with the protocol of
+//! `tools/bench_torch_train.py` so that the two can be read side by side.
+
+use std::fmt;
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use parnet_core::Tensor;
+use parnet_core::models::NetworkSpec;
+use parnet_core::nn::{Ctx, Init};
+use parnet_core::ops::loss::cross_entropy;
+use parnet_core::optim::{Sgd, SgdConfig};
+use serde::Serialize;
+
+use crate::study::latency::median;
+
+/// What one `bench train` case runs.
+#[derive(Debug, Clone)]
+pub struct TrainStepProtocol {
+    pub batch: usize,
+    pub image_size: usize,
+    /// Untimed steps first (they also size every reused buffer).
+    pub warmup: usize,
+    pub steps: usize,
+    pub seed: u64,
+}
+
+/// Step times of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainStepStats {
+    pub model: String,
+    pub width_mult: Option<f64>,
+    pub params: usize,
+    pub batch: usize,
+    pub image_size: usize,
+    pub threads: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub step_ms_median: f64,
+    pub step_ms_min: f64,
+    pub step_ms_max: f64,
+    /// `batch` / median step time.
+    pub images_per_s: f64,
+}
+
+impl fmt::Display for TrainStepStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} x{} batch {} at {}x{}, {} threads: {:.1} ms/step (min {:.1}, max {:.1}, {} steps), {:.1} img/s",
+            self.model,
+            self.width_mult.unwrap_or(1.0),
+            self.batch,
+            self.image_size,
+            self.image_size,
+            self.threads,
+            self.step_ms_median,
+            self.step_ms_min,
+            self.step_ms_max,
+            self.steps,
+            self.images_per_s
+        )
+    }
+}
+
+/// Times training steps of a freshly initialised `spec`: a step is zero-grad + forward (train
+/// mode) + cross-entropy + backward + SGD (lr 0.1, momentum 0.9, Nesterov, weight decay 5e-4)
+/// on one fixed batch of inputs uniform in [-1, 1) and fixed labels.
+pub fn measure_train_step(spec: &NetworkSpec, p: &TrainStepProtocol) -> Result<TrainStepStats> {
+    ensure!(
+        p.batch > 0 && p.steps > 0,
+        "--batch and --steps must be positive"
+    );
+    let model = spec.build(p.seed)?;
+    ensure!(
+        p.image_size > 0 && p.image_size % model.input_multiple() == 0,
+        "{} needs an image size that is a multiple of {}; got {}",
+        spec.name,
+        model.input_multiple(),
+        p.image_size
+    );
+    let mut sgd = Sgd::new(
+        model.params(),
+        SgdConfig {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: true,
+            weight_decay: 5e-4,
+        },
+    )?;
+    let len = p.batch * 3 * p.image_size * p.image_size;
+    let x = Tensor::new(
+        Init::new(p.seed).uniform("bench.input", len, 1.0),
+        vec![p.batch, 3, p.image_size, p.image_size],
+    )?;
+    let classes = model.num_classes();
+    let labels: Vec<usize> = (0..p.batch).map(|k| (k * 7 + 3) % classes).collect();
+    let mut step = |k: usize| -> Result<()> {
+        sgd.zero_grad();
+        let logits = model.forward(&x, Ctx::train(p.seed + k as u64))?;
+        let loss = cross_entropy(&logits, &labels, 0.0)?;
+        loss.backward()?;
+        sgd.step(0.1);
+        Ok(())
+    };
+    for k in 0..p.warmup {
+        step(k)?;
+    }
+    let mut times = Vec::with_capacity(p.steps);
+    for k in 0..p.steps {
+        let t = Instant::now();
+        step(p.warmup + k)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let med = median(&mut times);
+    Ok(TrainStepStats {
+        model: spec.name.clone(),
+        width_mult: spec.width_mult,
+        params: model.num_params(),
+        batch: p.batch,
+        image_size: p.image_size,
+        threads: rayon::current_num_threads(),
+        steps: p.steps,
+        warmup: p.warmup,
+        step_ms_median: med,
+        step_ms_min: times[0],
+        step_ms_max: times[p.steps - 1],
+        images_per_s: p.batch as f64 / (med / 1e3),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tiny_case_reports_consistent_figures_and_bad_sizes_are_errors() {
+        let spec = NetworkSpec::new("resnet-20", 10);
+        let p = TrainStepProtocol {
+            batch: 2,
+            image_size: 16,
+            warmup: 1,
+            steps: 3,
+            seed: 0,
+        };
+        let s = measure_train_step(&spec, &p).unwrap();
+        assert_eq!(s.params, 272_474);
+        assert!(s.step_ms_min <= s.step_ms_median && s.step_ms_median <= s.step_ms_max);
+        assert!((s.images_per_s - 2.0 / (s.step_ms_median / 1e3)).abs() < 1e-9);
+        let bad = TrainStepProtocol {
+            image_size: 30,
+            ..p.clone()
+        };
+        let err = measure_train_step(&NetworkSpec::new("parnet-cifar", 10), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("multiple of"), "{err}");
+        let err = measure_train_step(&spec, &TrainStepProtocol { steps: 0, ..p })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--steps"), "{err}");
+    }
+}
