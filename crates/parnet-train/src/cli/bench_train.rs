@@ -73,7 +73,7 @@ pub fn measure_train_step(spec: &NetworkSpec, p: &TrainStepProtocol) -> Result<T
     );
     let model = spec.build(p.seed)?;
     ensure!(
-        p.image_size > 0 && p.image_size % model.input_multiple() == 0,
+        p.image_size > 0 && p.image_size.is_multiple_of(model.input_multiple()),
         "{} needs an image size that is a multiple of {}; got {}",
         spec.name,
         model.input_multiple(),
