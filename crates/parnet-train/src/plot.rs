@@ -222,6 +222,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) 
     let all = || points.iter().flatten();
     let x_range = axis_range(all().map(|p| (p.x, p.x_err)));
     let y_range = axis_range(all().map(|p| (p.y, p.y_err)));
+    let label_flip_x = x_range.start + 0.8 * (x_range.end - x_range.start);
     let mut ctx = ChartBuilder::on(&plot)
         .margin(10)
         .x_label_area_size(40)
@@ -263,11 +264,16 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, chart: &Chart) 
             )
             .map_err(plot_err)?;
         }
+        // Labels of points in the right fifth of the plot go to their left, so they stay inside.
         let labelled = points.iter().filter_map(|p| Some((p, p.label.as_deref()?)));
         ctx.draw_series(labelled.map(|(p, text)| {
-            let style =
-                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Left, VPos::Bottom));
-            EmptyElement::at((p.x, p.y)) + Text::new(text.to_string(), (6, -4), style)
+            let (h_pos, dx) = if p.x > label_flip_x {
+                (HPos::Right, -6)
+            } else {
+                (HPos::Left, 6)
+            };
+            let style = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(h_pos, VPos::Bottom));
+            EmptyElement::at((p.x, p.y)) + Text::new(text.to_string(), (dx, -4), style)
         }))
         .map_err(plot_err)?;
     }
