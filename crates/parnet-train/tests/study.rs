@@ -45,12 +45,12 @@ fn a_quick_study_writes_its_tables_and_charts_and_reuses_finished_trainings() {
         "{macs:?}"
     );
     for r in &rows {
-        assert_eq!(r.latency_ms.len(), 2);
+        assert_eq!(r.latency_ms().len(), 2);
         assert!(
-            r.latency_ms.iter().all(|(m, s)| *m > 0.0 && *s >= 0.0),
+            r.latency_ms().iter().all(|(m, s)| *m > 0.0 && *s >= 0.0),
             "{r:?}"
         );
-        let (acc, spread) = r.val_top1.unwrap();
+        let (acc, spread) = r.val_top1().unwrap();
         assert!((0.0..=1.0).contains(&acc) && spread >= 0.0, "{r:?}");
         assert_eq!(r.train_results.len(), 2);
     }
@@ -87,6 +87,6 @@ fn a_quick_study_writes_its_tables_and_charts_and_reuses_finished_trainings() {
     // The trainings are finished: a second run reads them back instead of training again.
     let again = run_depth_study(&opts, false).unwrap();
     for (a, b) in rows.iter().zip(&again) {
-        assert_eq!(a.val_top1, b.val_top1, "{}", a.model);
+        assert_eq!(a.val_top1(), b.val_top1(), "{}", a.model);
     }
 }

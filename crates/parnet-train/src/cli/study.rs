@@ -105,11 +105,11 @@ pub fn run_study(cmd: &StudyCommand) -> Result<()> {
     );
     for r in &rows {
         let lat: String = r
-            .latency_ms
+            .latency_ms()
             .iter()
             .map(|(m, s)| format!("{:>14}", format!("{m:.2}±{s:.2}")))
             .collect();
-        let acc = r.val_top1.map_or(String::new(), |(m, s)| {
+        let acc = r.val_top1().map_or(String::new(), |(m, s)| {
             format!("   {:.1}±{:.1}%", 100.0 * m, 100.0 * s)
         });
         println!(

@@ -192,9 +192,6 @@ pub fn run_depth_study(opts: &StudyOptions, verbose: bool) -> Result<Vec<Row>> {
             }
         }
     }
-    for row in &mut rows {
-        row.summarise();
-    }
     let notes = write_outputs(&opts.out, &rows, opts)?;
     if verbose {
         for note in notes {

@@ -26,11 +26,7 @@ pub struct Row {
     pub batches: Vec<usize>,
     /// Per batch size: the medians of every repeat, milliseconds.
     pub latency_samples: Vec<Vec<f64>>,
-    /// Per batch size: (mean, standard deviation) of the samples.
-    pub latency_ms: Vec<(f64, f64)>,
     pub train_results: Vec<TrainResult>,
-    /// (mean, standard deviation) of the final validation top-1 over the trainings.
-    pub val_top1: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -46,19 +42,19 @@ impl Row {
             macs: model.macs(image_size),
             batches: batches.to_vec(),
             latency_samples: vec![Vec::new(); batches.len()],
-            latency_ms: Vec::new(),
             train_results: Vec::new(),
-            val_top1: None,
         }
     }
 
-    /// Fills the means and spreads from the samples.
-    pub fn summarise(&mut self) {
-        self.latency_ms = self.latency_samples.iter().map(|s| mean_std(s)).collect();
-        if !self.train_results.is_empty() {
-            let accs: Vec<f64> = self.train_results.iter().map(|r| r.val_top1).collect();
-            self.val_top1 = Some(mean_std(&accs));
-        }
+    /// Per batch size: (mean, standard deviation) of the latency samples, milliseconds.
+    pub fn latency_ms(&self) -> Vec<(f64, f64)> {
+        self.latency_samples.iter().map(|s| mean_std(s)).collect()
+    }
+
+    /// (mean, standard deviation) of the final validation top-1 over the trainings, if any.
+    pub fn val_top1(&self) -> Option<(f64, f64)> {
+        let accs: Vec<f64> = self.train_results.iter().map(|r| r.val_top1).collect();
+        (!accs.is_empty()).then(|| mean_std(&accs))
     }
 
     /// The series a chart puts this network in.
@@ -109,23 +105,19 @@ fn csv_table(rows: &[Row], batches: &[usize]) -> Result<String> {
             r.params.to_string(),
             r.macs.to_string(),
         ];
-        for (mean, std) in &r.latency_ms {
+        for (mean, std) in r.latency_ms() {
             rec.push(format!("{mean:.4}"));
             rec.push(format!("{std:.4}"));
         }
         rec.push(r.latency_samples.first().map_or(0, Vec::len).to_string());
         rec.push(r.train_results.len().to_string());
-        rec.push(opt(r.val_top1.map(|v| format!("{:.4}", v.0))));
-        rec.push(opt(r.val_top1.map(|v| format!("{:.4}", v.1))));
+        rec.push(opt(r.val_top1().map(|v| format!("{:.4}", v.0))));
+        rec.push(opt(r.val_top1().map(|v| format!("{:.4}", v.1))));
         let rates: Vec<f64> = r.train_results.iter().map(|t| t.images_per_sec).collect();
         let secs: Vec<f64> = r.train_results.iter().map(|t| t.seconds).collect();
         let has = !r.train_results.is_empty();
-        rec.push(opt(
-            has.then(|| format!("{:.1}", super::latency::mean_std(&rates).0))
-        ));
-        rec.push(opt(
-            has.then(|| format!("{:.1}", super::latency::mean_std(&secs).0))
-        ));
+        rec.push(opt(has.then(|| format!("{:.1}", mean_std(&rates).0))));
+        rec.push(opt(has.then(|| format!("{:.1}", mean_std(&secs).0))));
         w.write_record(&rec)?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -262,7 +254,7 @@ pub fn write_outputs(dir: &Path, rows: &[Row], opts: &StudyOptions) -> Result<Ve
                 "depth (layers on the longest path)",
                 "latency (ms)",
                 |r| {
-                    let (m, s) = r.latency_ms[b];
+                    let (m, s) = r.latency_ms()[b];
                     Some(Point {
                         y_err: Some(s),
                         ..Point::new(r.depth as f64, m)
@@ -272,8 +264,8 @@ pub fn write_outputs(dir: &Path, rows: &[Row], opts: &StudyOptions) -> Result<Ve
         })
         .collect();
     let mut drawn = vec![draw_panels(&latency_panels, &dir.join("latency_vs_depth"))?];
-    if rows.iter().any(|r| r.val_top1.is_some()) {
-        let accuracy = |r: &Row| r.val_top1.map(|(m, s)| (100.0 * m, 100.0 * s));
+    if rows.iter().any(|r| r.val_top1().is_some()) {
+        let accuracy = |r: &Row| r.val_top1().map(|(m, s)| (100.0 * m, 100.0 * s));
         drawn.push(draw(
             &chart(
                 rows,
@@ -296,7 +288,7 @@ pub fn write_outputs(dir: &Path, rows: &[Row], opts: &StudyOptions) -> Result<Ve
                 &format!("latency at batch {} (ms)", batches[0]),
                 "validation top-1 (%)",
                 |r| {
-                    let (lat, lat_s) = r.latency_ms[0];
+                    let (lat, lat_s) = r.latency_ms()[0];
                     accuracy(r).map(|(m, s)| Point {
                         x_err: Some(lat_s),
                         y_err: Some(s),
