@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
+use super::ThreadArgs;
 use crate::config::TrainConfig;
 use crate::study::{StudyOptions, run_depth_study};
 
@@ -50,14 +51,14 @@ pub struct DepthArgs {
     /// Leave out the named baselines (parnet-cifar, sequential-parnet-cifar, resnet-20/56).
     #[arg(long)]
     pub no_baselines: bool,
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// Resolves the defaults and runs the study.
 pub fn run_study(cmd: &StudyCommand) -> Result<()> {
     let StudyCommand::Depth(a) = cmd;
-    crate::train::set_threads(a.threads)?;
+    a.threads.apply()?;
     let mut base = TrainConfig::load(a.config.as_deref())?;
     if let Some(d) = &a.data {
         base.data.source = d.clone();

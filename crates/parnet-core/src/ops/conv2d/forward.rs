@@ -191,6 +191,9 @@ pub(super) fn forward_unchecked(
     if geo.batch == 0 {
         return;
     }
+    if super::shifted::applies(geo) {
+        return super::shifted::forward(geo, x, w, bias, out);
+    }
     let tiling = Tiling::new(geo);
     let scratch = tiling.col_len(geo, geo.in_per_group());
     let image_in = geo.in_channels * geo.height * geo.width;

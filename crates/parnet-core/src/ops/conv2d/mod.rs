@@ -6,14 +6,19 @@
 //!
 //! The kernels (graph-free, on slices) are public so fused layers and benches can call them:
 //! [`conv2d_forward`], [`conv2d_backward_input`], [`conv2d_backward_weight`],
-//! [`conv2d_backward_bias`]. They lower the convolution to the engine GEMM through
-//! [`im2col`](crate::kernels::im2col) on bands of output rows (1x1 stride-1 unpadded convolutions
-//! use the image directly), parallelised with rayon over images and bands under a partition
-//! that depends only on the shapes, so results are bit-identical for any thread count.
+//! [`conv2d_backward_bias`]. They lower the convolution to the engine GEMM in one of three ways:
+//! - 1x1 stride-1 unpadded: the image is the GEMM's right-hand side, as it lies;
+//! - other stride-1 convolutions of at least 8 images with outputs at least 16 wide: one GEMM per
+//!   kernel row over a padded channels-last copy of each image, no column matrix (`shifted`);
+//! - everything else: [`im2col`](crate::kernels::im2col) on bands of output rows.
+//!
+//! Work is split with rayon over images and bands under a partition that depends only on the
+//! shapes, so results are bit-identical for any thread count.
 
 mod backward;
 mod forward;
 mod reference;
+mod shifted;
 #[cfg(test)]
 mod tests;
 

@@ -201,6 +201,31 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Stride-1 shapes that take the shifted-GEMM path (>= 8 images, outputs >= 16 wide):
+    /// every kernel size, padding and groups, non-square images and kernels, and batches above
+    /// 16 (several images per weight-gradient partial).
+    #[test]
+    fn shifted_gemm_path_matches_reference(
+        batch in prop::sample::select(vec![8usize, 9, 37]),
+        (cin_g, cout_g, groups) in (1usize..=6, 1usize..=6, prop::sample::select(vec![1usize, 2])),
+        (h, w) in (5usize..=12, 16usize..=40),
+        (kh, kw, padding) in (prop::sample::select(vec![1usize, 2, 3, 5]), prop::sample::select(vec![1usize, 3, 5]), 0usize..=2),
+        seed in any::<u64>(),
+    ) {
+        let case = Case {
+            x_dims: [batch, cin_g * groups, h, w],
+            w_dims: [cout_g * groups, cin_g, kh, kw],
+            params: Conv2dParams::new(1, padding, groups),
+            bias: seed % 2 == 0,
+        };
+        prop_assume!(h + 2 * padding >= kh && case.geo().out_w >= shifted::MIN_OUTPUT_WIDTH);
+        check_kernels_against_reference(&case, seed);
+    }
+}
+
 /// Tilings the random shapes above never reach: few images and many output channels (the
 /// forward splits output channels into blocks of at least 256), and one task per chunk of
 /// several images (16 images of 16x16 make 8 chunks of 2).
@@ -261,6 +286,9 @@ fn results_do_not_depend_on_thread_count() {
     let cases = [
         // Per-band tasks, several bands, transposed-conv input gradient, weight partials.
         ([1, 16, 40, 40], [16, 16, 3, 3], Conv2dParams::new(1, 1, 1)),
+        // Shifted GEMMs (per-image tasks), grouped and with a non-square kernel.
+        ([9, 8, 12, 34], [8, 8, 3, 3], Conv2dParams::new(1, 1, 1)),
+        ([17, 8, 6, 33], [6, 4, 3, 2], Conv2dParams::new(1, 2, 2)),
         // Per-image tasks.
         ([9, 8, 20, 20], [8, 8, 3, 3], Conv2dParams::new(1, 1, 1)),
         // Strided and grouped: col2im input gradient split into channel blocks.
