@@ -18,9 +18,9 @@ use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
 
 /// At most this many per-task partial weight gradients are summed.
-const MAX_WEIGHT_PARTIALS: usize = 16;
+pub(super) const MAX_WEIGHT_PARTIALS: usize = 16;
 /// ... and together they hold at most this many floats (32 MiB).
-const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
+pub(super) const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
 /// With fewer image chunks than [`CHUNK_TASKS_MIN_CHUNKS`], the col2im input gradient splits
 /// each group's input channels into blocks until there are about this many tasks.
 const INPUT_GRAD_MIN_TASKS: usize = 8;

@@ -27,6 +27,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::Conv2dGeometry;
+use super::backward::{MAX_WEIGHT_PARTIALS, WEIGHT_PARTIALS_BUDGET};
 use super::forward::CHUNK_TASKS_MIN_CHUNKS;
 use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
@@ -38,10 +39,6 @@ pub(super) const MIN_OUTPUT_WIDTH: usize = 16;
 /// Target size of one band of the wide output, in floats (256 KiB, so the GEMMs that accumulate
 /// into it find it in L2).
 const WIDE_BAND_BUDGET: usize = 1 << 16;
-/// At most this many per-task partial weight gradients are summed ...
-const MAX_WEIGHT_PARTIALS: usize = 16;
-/// ... and together they hold at most this many floats (32 MiB).
-const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
 
 /// Whether `geo` takes the shifted-GEMM path.
 pub(super) fn applies(geo: &Conv2dGeometry) -> bool {
