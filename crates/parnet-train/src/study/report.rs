@@ -111,8 +111,9 @@ fn csv_table(rows: &[Row], batches: &[usize]) -> Result<String> {
         }
         rec.push(r.latency_samples.first().map_or(0, Vec::len).to_string());
         rec.push(r.train_results.len().to_string());
-        rec.push(opt(r.val_top1().map(|v| format!("{:.4}", v.0))));
-        rec.push(opt(r.val_top1().map(|v| format!("{:.4}", v.1))));
+        let val_top1 = r.val_top1();
+        rec.push(opt(val_top1.map(|v| format!("{:.4}", v.0))));
+        rec.push(opt(val_top1.map(|v| format!("{:.4}", v.1))));
         let rates: Vec<f64> = r.train_results.iter().map(|t| t.images_per_sec).collect();
         let secs: Vec<f64> = r.train_results.iter().map(|t| t.seconds).collect();
         let has = !r.train_results.is_empty();

@@ -18,9 +18,9 @@ use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
 
 /// At most this many per-task partial weight gradients are summed.
-pub(super) const MAX_WEIGHT_PARTIALS: usize = 16;
+const MAX_WEIGHT_PARTIALS: usize = 16;
 /// ... and together they hold at most this many floats (32 MiB).
-pub(super) const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
+const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
 /// With fewer image chunks than [`CHUNK_TASKS_MIN_CHUNKS`], the col2im input gradient splits
 /// each group's input channels into blocks until there are about this many tasks.
 const INPUT_GRAD_MIN_TASKS: usize = 8;
@@ -286,6 +286,20 @@ fn input_grad_tile(
     }
 }
 
+/// How a weight gradient over `units` pieces of work (tiles or images) is cut into runs, each
+/// summed into its own partial gradient of `weight_len` floats: at most [`MAX_WEIGHT_PARTIALS`]
+/// runs holding at most [`WEIGHT_PARTIALS_BUDGET`] floats together, contiguous and of sizes that
+/// differ by at most one. Depends only on the two counts, so the partials (added in run order)
+/// give the same bits for any thread count.
+pub(super) fn weight_partial_runs(weight_len: usize, units: usize) -> Vec<Range<usize>> {
+    let runs = MAX_WEIGHT_PARTIALS
+        .min(WEIGHT_PARTIALS_BUDGET / weight_len.max(1))
+        .clamp(1, units.max(1));
+    (0..runs)
+        .map(|r| r * units / runs..(r + 1) * units / runs)
+        .collect()
+}
+
 /// `dW_g = sum over tiles of dY_tile im2col(x)_tile^T`.
 ///
 /// The tiles (image chunk, band) are cut into at most [`MAX_WEIGHT_PARTIALS`] fixed runs; each
@@ -308,12 +322,8 @@ pub(super) fn backward_weight_unchecked(
     let tiling = Tiling::new(geo);
     let chunks = tiling.chunks(geo.batch);
     let bands = &tiling.bands;
-    let units = chunks.len() * bands.len();
-    let runs = MAX_WEIGHT_PARTIALS
-        .min(WEIGHT_PARTIALS_BUDGET / dw.len().max(1))
-        .clamp(1, units);
-    // Run r takes units [r * units / runs, (r + 1) * units / runs): sizes differ by at most one.
-    let run_units = |r: usize| r * units / runs..(r + 1) * units / runs;
+    let run_units = weight_partial_runs(dw.len(), chunks.len() * bands.len());
+    let runs = run_units.len();
     let groups = geo.params.groups;
     let (cout_g, kk) = (geo.out_per_group(), geo.kernel_h * geo.kernel_w);
     let channel_blocks = blocks(geo.in_per_group(), MIN_TASKS.div_ceil(runs * groups), 1);
@@ -341,7 +351,7 @@ pub(super) fn backward_weight_unchecked(
             |(col, dy_scratch), &(run, g, channels)| {
                 let taps = channels.len() * kk;
                 let mut acc = Buffer::zeros(cout_g * taps);
-                for unit in run_units(run) {
+                for unit in run_units[run].clone() {
                     let (images, band) = (&chunks[unit / bands.len()], &bands[unit % bands.len()]);
                     let dy_tile = tile_output_grad(geo, dy, images, band, g, dy_scratch);
                     let x_chunk = &x[images.start * image_in..images.end * image_in];

@@ -27,7 +27,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::Conv2dGeometry;
-use super::backward::{MAX_WEIGHT_PARTIALS, WEIGHT_PARTIALS_BUDGET};
+use super::backward::weight_partial_runs;
 use super::forward::CHUNK_TASKS_MIN_CHUNKS;
 use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
@@ -204,16 +204,13 @@ pub(super) fn forward(
 /// `dw` (`[Cout, Cin/g, KH, KW]`, overwritten) = the sum over images and kernel rows of
 /// `dY_wide . kernel_row^T`.
 ///
-/// The images are cut into at most [`MAX_WEIGHT_PARTIALS`] fixed runs; each task sums one run
+/// The images are cut into the fixed runs of [`weight_partial_runs`]; each task sums one run
 /// into its own partial gradient (laid out by kernel row), and the partials are added in run
 /// order, so the result does not depend on the thread count.
 pub(super) fn backward_weight(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let layout = Layout::new(geo);
     let (wp, wide) = (layout.padded_w, layout.wide);
-    let runs = MAX_WEIGHT_PARTIALS
-        .min(WEIGHT_PARTIALS_BUDGET / dw.len().max(1))
-        .clamp(1, geo.batch);
-    let run_images = |r: usize| r * geo.batch / runs..(r + 1) * geo.batch / runs;
+    let runs = weight_partial_runs(dw.len(), geo.batch);
     let image_in = geo.in_channels * geo.height * geo.width;
     let plane_out = geo.out_h * geo.out_w;
     let (cout_g, cin_g, kh, kw) = (
@@ -224,7 +221,7 @@ pub(super) fn backward_weight(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &
     );
     let k = kw * cin_g;
     let pixels = 0..wide;
-    let partials: Vec<Buffer> = (0..runs)
+    let partials: Vec<Buffer> = runs
         .into_par_iter()
         .map_init(
             || {
@@ -233,10 +230,10 @@ pub(super) fn backward_weight(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &
                     Buffer::zeros(geo.out_channels * wide),
                 )
             },
-            |(padded, dy_wide), run| {
+            |(padded, dy_wide), images| {
                 // By kernel row: [groups, KH, Cout/g, KW * Cin/g].
                 let mut acc = Buffer::zeros(dw.len());
-                for n in run_images(run) {
+                for n in images {
                     layout.pad_image(geo, &x[n * image_in..][..image_in], padded);
                     let dy_image = &dy[n * geo.out_channels * plane_out..];
                     for c in 0..geo.out_channels {
