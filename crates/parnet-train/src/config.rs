@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::evaluate::Tta;
 use crate::schedule::Schedule;
 
 /// The default job's configuration (`configs/synthetic.toml`, compiled in).
@@ -123,6 +124,13 @@ pub struct RunSection {
     pub batch_size: usize,
     #[serde(default = "default_eval_batch")]
     pub eval_batch_size: usize,
+    /// Evaluate on the validation set after every this many epochs; the last epoch is always
+    /// evaluated.
+    #[serde(default = "default_eval_every")]
+    pub eval_every: usize,
+    /// Test-time augmentation measured beside the plain validation figures ("none" or "flip").
+    #[serde(default)]
+    pub eval_tta: Tta,
     #[serde(default)]
     pub seed: u64,
     /// Worker threads (default: all cores).
@@ -140,6 +148,9 @@ pub struct RunSection {
 
 fn default_eval_batch() -> usize {
     256
+}
+fn default_eval_every() -> usize {
+    1
 }
 
 /// Command-line values that replace those of the file.
@@ -206,7 +217,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let o = &self.optim;
         let in_unit = |v: f32| (0.0..1.0).contains(&v);
-        let checks: [(bool, &str, String); 12] = [
+        let checks: [(bool, &str, String); 13] = [
             (
                 self.train.epochs > 0.0 && self.train.epochs.is_finite(),
                 "train.epochs",
@@ -220,6 +231,11 @@ impl TrainConfig {
             (
                 self.train.eval_batch_size > 0,
                 "train.eval_batch_size",
+                "must be at least 1".into(),
+            ),
+            (
+                self.train.eval_every > 0,
+                "train.eval_every",
                 "must be at least 1".into(),
             ),
             (
@@ -293,13 +309,29 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse_validate_and_roundtrip() {
-        for name in ["synthetic", "cifar10", "cifar100", "imagenet"] {
-            let path =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../configs/{name}.toml"));
-            let cfg = TrainConfig::load(Some(&path)).unwrap();
-            cfg.validate().unwrap();
-            let again = TrainConfig::from_toml(&cfg.to_toml().unwrap(), "roundtrip").unwrap();
-            assert_eq!(cfg, again, "{name}");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let cfg = TrainConfig::load(Some(&path)).unwrap();
+                cfg.validate().unwrap();
+                let again = TrainConfig::from_toml(&cfg.to_toml().unwrap(), "roundtrip").unwrap();
+                assert_eq!(cfg, again, "{}", path.display());
+                names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        for name in [
+            "synthetic",
+            "cifar10",
+            "cifar100",
+            "imagenet",
+            "cifar10-hour",
+        ] {
+            assert!(
+                names.iter().any(|n| n == name),
+                "configs/{name}.toml missing"
+            );
         }
     }
 

@@ -16,9 +16,13 @@ pub struct EpochRecord {
     pub lr: f64,
     pub train_loss: f64,
     pub train_top1: f64,
-    pub val_loss: f64,
-    pub val_top1: f64,
-    pub val_top5: f64,
+    /// The validation figures are `None` in epochs without evaluation (`train.eval_every`).
+    pub val_loss: Option<f64>,
+    pub val_top1: Option<f64>,
+    pub val_top5: Option<f64>,
+    /// Top-1 of the flip-averaged prediction (`train.eval_tta = "flip"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_flip_top1: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema_val_top1: Option<f64>,
     pub images_per_sec: f64,
@@ -59,11 +63,11 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<Option<Drawn>
     if records.is_empty() {
         return Ok(None);
     }
-    let series = |name: &str, f: fn(&EpochRecord) -> f64| Series {
+    let series = |name: &str, f: fn(&EpochRecord) -> Option<f64>| Series {
         name: name.to_string(),
         points: records
             .iter()
-            .map(|r| Point::new(r.epoch as f64, f(r)))
+            .filter_map(|r| f(r).map(|y| Point::new(r.epoch as f64, y)))
             .collect(),
         line: true,
     };
@@ -77,18 +81,20 @@ pub fn plot_curves(path: &Path, records: &[EpochRecord]) -> Result<Option<Drawn>
         "loss",
         "loss",
         vec![
-            series("train", |r| r.train_loss),
+            series("train", |r| Some(r.train_loss)),
             series("validation", |r| r.val_loss),
         ],
     );
-    let top1 = chart(
-        "top-1 accuracy (%)",
-        "top-1 (%)",
-        vec![
-            series("train", |r| 100.0 * r.train_top1),
-            series("validation", |r| 100.0 * r.val_top1),
-        ],
-    );
+    let mut top1_series = vec![
+        series("train", |r| Some(100.0 * r.train_top1)),
+        series("validation", |r| r.val_top1.map(|v| 100.0 * v)),
+    ];
+    if records.iter().any(|r| r.val_flip_top1.is_some()) {
+        top1_series.push(series("validation, flip TTA", |r| {
+            r.val_flip_top1.map(|v| 100.0 * v)
+        }));
+    }
+    let top1 = chart("top-1 accuracy (%)", "top-1 (%)", top1_series);
     Ok(Some(draw_panels(&[loss, top1], &path.with_extension(""))?))
 }
 
@@ -103,9 +109,10 @@ mod tests {
             lr: 0.1,
             train_loss: loss,
             train_top1: top1,
-            val_loss: loss + 0.2,
-            val_top1: top1 - 0.05,
-            val_top5: 0.9,
+            val_loss: Some(loss + 0.2),
+            val_top1: Some(top1 - 0.05),
+            val_top5: Some(0.9),
+            val_flip_top1: None,
             ema_val_top1: None,
             images_per_sec: 100.0,
             seconds: epoch as f64,
@@ -137,5 +144,28 @@ mod tests {
             (None, Some(_)) => assert!(!dir.path().join("curves.png").exists()),
             other => panic!("inconsistent {other:?}"),
         }
+    }
+
+    #[test]
+    fn epochs_without_evaluation_leave_gaps_and_flip_tta_gets_its_own_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.svg");
+        let mut records = [
+            record(1, 2.0, 0.3),
+            record(2, 1.5, 0.5),
+            record(3, 1.2, 0.6),
+        ];
+        for r in &mut records[..2] {
+            (r.val_loss, r.val_top1, r.val_top5) = (None, None, None);
+        }
+        records[2].val_flip_top1 = Some(0.7);
+        plot_curves(&path, &records).unwrap().unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("validation, flip TTA"));
+        // Train series: 3 points; validation and flip series: 1 point; one legend marker each.
+        assert_eq!(
+            svg.matches("<circle").count(),
+            (3 + 1) + (1 + 1) + (3 + 1) + 2 * (1 + 1)
+        );
     }
 }

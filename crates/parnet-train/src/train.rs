@@ -19,7 +19,7 @@ use parnet_core::{Buffer, Tensor};
 use crate::checkpoint::{self, CheckpointMeta, RunPosition};
 use crate::config::TrainConfig;
 use crate::data_setup::{self, RunData};
-use crate::evaluate::{EvalResult, evaluate};
+use crate::evaluate::{EvalResult, Evaluation, evaluate, evaluate_with};
 use crate::metrics::{EpochRecord, plot_curves, read_log, write_log};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -54,6 +54,8 @@ pub struct TrainSummary {
     pub run_dir: PathBuf,
     pub epochs_done: usize,
     pub final_val: EvalResult,
+    /// The final flip-averaged figures (`train.eval_tta = "flip"`).
+    pub final_val_flip: Option<EvalResult>,
     pub best_val_top1: f64,
     /// Stopped early by a signal or the time limit (resume to continue).
     pub interrupted: bool,
@@ -261,7 +263,7 @@ fn run(
         started: Instant::now(),
     };
     let total_epochs = st.cfg.schedule.total_epochs(st.cfg.train.epochs);
-    let mut last_val = EvalResult::default();
+    let mut last_val = Evaluation::default();
     let mut last_rate = 0.0;
     while (st.pos.epoch as f64) < total_epochs {
         let outcome = train_epoch(&mut st, total_epochs, opts)?;
@@ -278,7 +280,9 @@ fn run(
             }
             return Ok(summary(&st, last_val, true, last_rate));
         }
-        last_val = end_epoch(&mut st, &outcome, opts)?;
+        if let Some(val) = end_epoch(&mut st, &outcome, total_epochs, opts)? {
+            last_val = val;
+        }
         if st.out_of_time() && (st.pos.epoch as f64) < total_epochs {
             if opts.verbose {
                 println!(
@@ -294,14 +298,15 @@ fn run(
 
 fn summary(
     st: &State,
-    final_val: EvalResult,
+    final_val: Evaluation,
     interrupted: bool,
     images_per_sec: f64,
 ) -> TrainSummary {
     TrainSummary {
         run_dir: st.dir.clone(),
         epochs_done: st.pos.epoch,
-        final_val,
+        final_val: final_val.plain,
+        final_val_flip: final_val.flip,
         best_val_top1: st.pos.best_val_top1,
         interrupted,
         images_per_sec,
@@ -447,21 +452,41 @@ pub fn clip_grad_norm(model: &dyn Module, max_norm: f32) {
     }
 }
 
-fn end_epoch(st: &mut State, out: &EpochOutcome, opts: TrainOptions) -> Result<EvalResult> {
-    let val = evaluate(st.model.as_ref(), &st.data.val)?;
-    let ema_val = match &st.ema {
-        Some(ema) => {
+/// Evaluates (when due: every `train.eval_every` epochs, at the last epoch and when the time
+/// limit has passed), logs and checkpoints the epoch just trained.
+fn end_epoch(
+    st: &mut State,
+    out: &EpochOutcome,
+    total_epochs: f64,
+    opts: TrainOptions,
+) -> Result<Option<Evaluation>> {
+    let done = st.pos.epoch + 1;
+    let due = done.is_multiple_of(st.cfg.train.eval_every)
+        || done as f64 >= total_epochs
+        || st.out_of_time();
+    let val = if due {
+        Some(evaluate_with(
+            st.model.as_ref(),
+            &st.data.val,
+            st.cfg.train.eval_tta,
+        )?)
+    } else {
+        None
+    };
+    let ema_val = match (&st.ema, due) {
+        (Some(ema), true) => {
             let shadow = st.spec.build(0)?;
             ema.copy_to(shadow.as_ref());
             Some(evaluate(shadow.as_ref(), &st.data.val)?)
         }
-        None => None,
+        _ => None,
     };
     st.pos.epoch += 1;
     st.pos.step_in_epoch = 0;
-    let score = ema_val.map_or(val.top1, |e| e.top1.max(val.top1));
-    let improved = score > st.pos.best_val_top1;
-    if improved {
+    let plain = val.map(|v| v.plain);
+    let score = plain.map(|v| ema_val.map_or(v.top1, |e| e.top1.max(v.top1)));
+    let improved = score.is_some_and(|s| s > st.pos.best_val_top1);
+    if let (true, Some(score)) = (improved, score) {
         st.pos.best_val_top1 = score;
     }
     let record = EpochRecord {
@@ -470,22 +495,30 @@ fn end_epoch(st: &mut State, out: &EpochOutcome, opts: TrainOptions) -> Result<E
         lr: out.lr,
         train_loss: out.loss_sum / out.images.max(1) as f64,
         train_top1: out.correct as f64 / out.images.max(1) as f64,
-        val_loss: val.loss,
-        val_top1: val.top1,
-        val_top5: val.top5,
+        val_loss: plain.map(|v| v.loss),
+        val_top1: plain.map(|v| v.top1),
+        val_top5: plain.map(|v| v.top5),
+        val_flip_top1: val.and_then(|v| v.flip).map(|f| f.top1),
         ema_val_top1: ema_val.map(|e| e.top1),
         images_per_sec: out.images_per_sec,
         seconds: st.seconds(),
     };
     if opts.verbose {
+        let val_text = match (plain, record.val_flip_top1) {
+            (None, _) => "val not evaluated".to_string(),
+            (Some(v), flip) => format!(
+                "val loss {:.4} top-1 {:5.1}% top-5 {:5.1}%{}",
+                v.loss,
+                100.0 * v.top1,
+                100.0 * v.top5,
+                flip.map_or(String::new(), |f| format!(" (flip TTA {:.2}%)", 100.0 * f))
+            ),
+        };
         println!(
-            "epoch {:>3}: train loss {:.4} top-1 {:5.1}% | val loss {:.4} top-1 {:5.1}% top-5 {:5.1}%{} | lr {:.5} | {:.0} img/s | {:.0} s",
+            "epoch {:>3}: train loss {:.4} top-1 {:5.1}% | {val_text}{} | lr {:.5} | {:.0} img/s | {:.0} s",
             record.epoch,
             record.train_loss,
             100.0 * record.train_top1,
-            record.val_loss,
-            100.0 * record.val_top1,
-            100.0 * record.val_top5,
             ema_val.map_or(String::new(), |e| format!(" (EMA {:.1}%)", 100.0 * e.top1)),
             record.lr,
             record.images_per_sec,

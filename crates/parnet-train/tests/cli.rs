@@ -224,3 +224,90 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     );
     assert_clean_failure(&parnet(&["data", "inspect", m]), "none.safetensors");
 }
+
+/// Writes `images` (CHW bytes, 3x32x32) with their labels as a CIFAR-10 `test_batch.bin`.
+fn write_cifar_test_batch(dir: &Path, images: &[(u8, Vec<u8>)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes: Vec<u8> = images
+        .iter()
+        .flat_map(|(label, pixels)| std::iter::once(*label).chain(pixels.iter().copied()))
+        .collect();
+    std::fs::write(dir.join("test_batch.bin"), bytes).unwrap();
+}
+
+#[test]
+fn eval_reports_a_checkpoint_with_and_without_flip_tta() {
+    use parnet_train::config::TrainConfig;
+    use parnet_train::train::{TrainOptions, last_checkpoint, train};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let mut cfg = TrainConfig::load(None).unwrap();
+    cfg.model.width_mult = Some(0.0625);
+    (cfg.data.synthetic_train, cfg.data.synthetic_val) = (128, 32);
+    (cfg.train.epochs, cfg.train.batch_size) = (1.0, 32);
+    cfg.train.out = run.clone();
+    let quiet = TrainOptions {
+        progress: false,
+        verbose: false,
+    };
+    train(cfg, quiet).unwrap();
+
+    // 40 images, and the same images mirrored left to right.
+    let images: Vec<(u8, Vec<u8>)> = (0..40u32)
+        .map(|i| {
+            let pixels = (0..3072u32)
+                .map(|p| ((p * (i + 3) + (p % 32) * (p % 32) * i) % 251) as u8)
+                .collect();
+            ((i % 10) as u8, pixels)
+        })
+        .collect();
+    let mirrored: Vec<(u8, Vec<u8>)> = images
+        .iter()
+        .map(|(label, pixels)| {
+            let mut m = pixels.clone();
+            m.chunks_exact_mut(32).for_each(|row| row.reverse());
+            (*label, m)
+        })
+        .collect();
+    let (plain_dir, mirror_dir) = (tmp.path().join("plain"), tmp.path().join("mirror"));
+    write_cifar_test_batch(&plain_dir, &images);
+    write_cifar_test_batch(&mirror_dir, &mirrored);
+
+    let checkpoint = last_checkpoint(&run);
+    let eval = |data: &Path, tta: &str| -> serde_json::Value {
+        let out = parnet(&[
+            "eval",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--tta",
+            tta,
+            "--batch-size",
+            "16",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let none = eval(&plain_dir, "none");
+    let flip = eval(&plain_dir, "flip");
+    let flip_of_mirror = eval(&mirror_dir, "flip");
+    assert_eq!(none["images"], 40);
+    assert!(none.get("flip").is_none(), "{none}");
+    for key in ["images", "loss", "top1", "top5"] {
+        assert_eq!(none[key], flip[key], "plain {key} changed by --tta flip");
+    }
+    assert_eq!(flip["flip"]["images"], 40);
+    let loss = |v: &serde_json::Value| v["loss"].as_f64().unwrap();
+    assert!(loss(&flip["flip"]).is_finite());
+    // Mirroring the data set swaps the two views, so the flip-averaged figures must not move;
+    // the plain ones are those of other images.
+    assert_eq!(flip["flip"], flip_of_mirror["flip"]);
+    assert_ne!(loss(&none), loss(&flip_of_mirror));
+}

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use parnet_train::checkpoint;
 use parnet_train::config::TrainConfig;
+use parnet_train::evaluate::Tta;
+use parnet_train::metrics::read_log;
 use parnet_train::train::{TrainOptions, last_checkpoint, resume, train};
 
 const QUIET: TrainOptions = TrainOptions {
@@ -92,6 +94,34 @@ fn a_run_stopped_mid_epoch_and_resumed_ends_bit_identical_to_an_uninterrupted_ru
     assert_eq!(resumed.epochs_done, 2);
     assert_same_bits(&last_checkpoint(&straight), &last_checkpoint(&stopped));
     assert_eq!(resumed.final_val, done.final_val);
+}
+
+#[test]
+fn evaluating_less_often_or_with_flips_changes_the_log_but_not_the_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (every, sparse) = (tmp.path().join("every"), tmp.path().join("sparse"));
+    let mut cfg = tiny_config(&every);
+    cfg.train.epochs = 3.0;
+    let dense = train(cfg.clone(), QUIET).unwrap();
+    cfg.train.out = sparse.clone();
+    cfg.train.eval_every = 2;
+    cfg.train.eval_tta = Tta::Flip;
+    let summary = train(cfg, QUIET).unwrap();
+    assert_same_bits(&last_checkpoint(&every), &last_checkpoint(&sparse));
+    assert_eq!(summary.final_val, dense.final_val);
+    let flip = summary.final_val_flip.expect("flip figures");
+    assert_eq!(flip.images, summary.final_val.images);
+    assert!((0.0..=1.0).contains(&flip.top1));
+
+    let log = read_log(&sparse.join("metrics.jsonl")).unwrap();
+    let evaluated: Vec<(bool, bool)> = log
+        .iter()
+        .map(|r| (r.val_top1.is_some(), r.val_flip_top1.is_some()))
+        .collect();
+    // Epoch 2 by `eval_every`, epoch 3 because it is the last.
+    assert_eq!(evaluated, [(false, false), (true, true), (true, true)]);
+    assert_eq!(log[2].val_top1, Some(summary.final_val.top1));
+    assert_eq!(log[2].val_flip_top1, Some(flip.top1));
 }
 
 #[test]

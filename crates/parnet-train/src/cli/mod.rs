@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use parnet_core::models::NetworkSpec;
 use parnet_core::models::parnet::Activation;
 
+use crate::evaluate::{EvalResult, Tta};
 use crate::model_io::ModelSpec;
 
 pub use bench::{LatencyStats, measure_latency};
@@ -48,6 +49,9 @@ pub enum Command {
         format: Option<String>,
         #[arg(long, default_value_t = 256)]
         batch_size: usize,
+        /// Also report the prediction averaged over each image and its mirror image.
+        #[arg(long, value_enum, default_value_t = Tta::None)]
+        tta: Tta,
         #[arg(long)]
         json: bool,
     },
@@ -254,9 +258,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 println!(
-                    "done: {} epochs, validation top-1 {:.2}% (best {:.2}%), {:.0} images/s, {:.0} s; run in {}",
+                    "done: {} epochs, validation top-1 {:.2}%{} (best {:.2}%), {:.0} images/s, {:.0} s; run in {}",
                     summary.epochs_done,
                     100.0 * summary.final_val.top1,
+                    summary.final_val_flip.map_or(String::new(), |f| format!(
+                        " ({:.2}% with flip TTA)",
+                        100.0 * f.top1
+                    )),
                     100.0 * summary.best_val_top1,
                     summary.images_per_sec,
                     summary.seconds,
@@ -269,19 +277,26 @@ pub fn run(cli: Cli) -> Result<()> {
             data,
             format,
             batch_size,
+            tta,
             json,
         } => {
-            let r = run_eval(&checkpoint, &data, format.as_deref(), batch_size)?;
+            let r = run_eval(&checkpoint, &data, format.as_deref(), batch_size, tta)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!(
-                    "{} images: top-1 {:.2}%, top-5 {:.2}%, loss {:.4}",
-                    r.images,
-                    100.0 * r.top1,
-                    100.0 * r.top5,
-                    r.loss
-                );
+                let line = |what: &str, r: &EvalResult| {
+                    println!(
+                        "{} images{what}: top-1 {:.2}%, top-5 {:.2}%, loss {:.4}",
+                        r.images,
+                        100.0 * r.top1,
+                        100.0 * r.top5,
+                        r.loss
+                    )
+                };
+                line("", &r.plain);
+                if let Some(flip) = &r.flip {
+                    line(" with flip TTA", flip);
+                }
             }
         }
         Command::Data {

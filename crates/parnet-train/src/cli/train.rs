@@ -10,7 +10,7 @@ use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dat
 
 use crate::checkpoint::{self, parse3};
 use crate::config::{Overrides, TrainConfig};
-use crate::evaluate::{EvalResult, evaluate};
+use crate::evaluate::{Evaluation, Tta, evaluate_with};
 use crate::model_io::model_from_metadata;
 use crate::train::{TrainOptions, TrainSummary, resume, train};
 
@@ -91,7 +91,8 @@ pub fn run_eval(
     data: &Path,
     format: Option<&str>,
     batch_size: usize,
-) -> Result<EvalResult> {
+    tta: Tta,
+) -> Result<Evaluation> {
     if !checkpoint_path.exists() {
         bail!("checkpoint {} does not exist", checkpoint_path.display());
     }
@@ -132,5 +133,5 @@ pub fn run_eval(
         std.unwrap_or(default_norm.std),
     );
     let loader = Loader::new(set, pipeline, LoaderConfig::eval(batch_size))?;
-    evaluate(model.as_ref(), &loader)
+    evaluate_with(model.as_ref(), &loader, tta)
 }

@@ -236,9 +236,12 @@ fn train_member(
     let Some(last) = records.last() else {
         bail!("{} finished without a metrics record", dir.display());
     };
+    let Some(val_top1) = last.val_top1 else {
+        bail!("{}: the last epoch was not evaluated", dir.display());
+    };
     let rates: Vec<f64> = records.iter().map(|r| r.images_per_sec).collect();
     Ok(TrainResult {
-        val_top1: last.val_top1,
+        val_top1,
         images_per_sec: mean_std(&rates).0,
         seconds: last.seconds,
     })
