@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rayon::prelude::*;
+
 use super::{BackwardCtx, GradSlot, Link};
 use crate::error::{CoreError, Result};
+use crate::ops::parallel::ELEMENTWISE_CHUNK;
 use crate::tensor::{Buffer, Tensor};
 
 /// How [`Tensor::backward_with_options`] walks the graph.
@@ -144,7 +147,10 @@ impl Walk {
             .next()
             .expect("a ready node has at least one contribution");
         for g in parts {
-            total.iter_mut().zip(g.iter()).for_each(|(a, b)| *a += b);
+            total
+                .par_chunks_mut(ELEMENTWISE_CHUNK)
+                .zip(g.par_chunks(ELEMENTWISE_CHUNK))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
         }
         total
     }
@@ -166,20 +172,23 @@ impl Walk {
             }
             Link::Op(node) => {
                 let needs: Vec<bool> = node.inputs.iter().map(|t| t.requires_grad()).collect();
-                let ctx = BackwardCtx {
-                    inputs: &node.inputs,
-                    output: tensor,
-                    grad_output: &grad,
-                    needs: &needs,
+                let grads = if node.op.passes_gradient_through() {
+                    pass_through(grad, &needs)
+                } else {
+                    let ctx = BackwardCtx {
+                        inputs: &node.inputs,
+                        output: tensor,
+                        grad_output: &grad,
+                        needs: &needs,
+                    };
+                    node.op.backward(&ctx)
                 };
-                let grads = node.op.backward(&ctx);
                 assert_eq!(
                     grads.len(),
                     node.inputs.len(),
                     "{}: backward returned the wrong number of gradients",
                     node.op.name()
                 );
-                drop(grad);
                 let mut ready = Vec::new();
                 for (pos, (input, g)) in node.inputs.iter().zip(grads).enumerate() {
                     if !input.requires_grad() {
@@ -224,6 +233,22 @@ impl Walk {
             }
         }
     }
+}
+
+/// The input gradients of an op that passes dLoss/dOutput through: the last input that needs a
+/// gradient takes `grad`, the others get copies.
+fn pass_through(grad: Buffer, needs: &[bool]) -> Vec<Option<Buffer>> {
+    let last = needs.iter().rposition(|&n| n);
+    let mut grad = Some(grad);
+    needs
+        .iter()
+        .enumerate()
+        .map(|(i, &need)| match (need, Some(i) == last) {
+            (false, _) => None,
+            (true, false) => grad.as_deref().map(Buffer::from_slice),
+            (true, true) => grad.take(),
+        })
+        .collect()
 }
 
 impl NodeState {

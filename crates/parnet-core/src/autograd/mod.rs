@@ -94,6 +94,13 @@ pub trait BackwardOp: Send + Sync {
     /// One entry per input: `Some(grad)` (same length as the input) where
     /// [`BackwardCtx::needs_grad`] is true, `None` elsewhere.
     fn backward(&self, ctx: &BackwardCtx<'_>) -> Vec<Option<Buffer>>;
+
+    /// True when every input's gradient is dLoss/dOutput itself (same length), as for `add`. The
+    /// walk then hands the output's gradient buffer to the last input that needs one and copies
+    /// it for the others, instead of calling [`backward`](Self::backward).
+    fn passes_gradient_through(&self) -> bool {
+        false
+    }
 }
 
 impl Tensor {

@@ -82,3 +82,20 @@ fn parallel_and_sequential_walks_are_bit_identical() {
         }
     }
 }
+
+#[test]
+fn a_passed_through_gradient_reaches_only_the_inputs_that_need_it_and_sums_across_chunks() {
+    // Longer than several elementwise chunks, so contributions are summed by several tasks.
+    let n = 3 * crate::ops::parallel::ELEMENTWISE_CHUNK + 17;
+    let x = Tensor::from_vec((0..n).map(|i| i as f32).collect(), [n])
+        .unwrap()
+        .into_leaf();
+    let c = Tensor::from_vec(vec![1.0; n], [n]).unwrap();
+    // y = sum((c + x) + (x + c) + x) => dy/dx = 3; the constant gets nothing.
+    let a = add(&c, &x).unwrap();
+    let b = add(&x, &c).unwrap();
+    let y = sum(&add(&add(&a, &b).unwrap(), &x).unwrap());
+    y.backward().unwrap();
+    assert!(x.grad().unwrap().iter().all(|&g| g == 3.0));
+    assert!(c.grad().is_none());
+}

@@ -36,6 +36,10 @@ impl BackwardOp for AddBackward {
             })
             .collect()
     }
+
+    fn passes_gradient_through(&self) -> bool {
+        true
+    }
 }
 
 /// Plain reference: `a + b`.
