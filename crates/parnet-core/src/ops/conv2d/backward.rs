@@ -316,8 +316,8 @@ pub(super) fn backward_weight_unchecked(
         dw.fill(0.0);
         return;
     }
-    if super::shifted::applies(geo) {
-        return super::shifted::backward_weight(geo, x, dy, dw);
+    if super::direct::applies(geo) {
+        return super::direct::weight::backward_weight(geo, x, dy, dw);
     }
     let tiling = Tiling::new(geo);
     let chunks = tiling.chunks(geo.batch);

@@ -1,5 +1,6 @@
-//! Forward kernel: per image and band of output rows, `weight_g x im2col(x_g)` through the engine
-//! GEMM for each group; 1x1 stride-1 unpadded convolutions multiply by the image directly.
+//! Forward kernel: the direct path where it applies; otherwise, per image and band of output rows,
+//! `weight_g x im2col(x_g)` through the engine GEMM for each group (1x1 stride-1 unpadded
+//! convolutions multiply by the image directly).
 
 use std::ops::Range;
 
@@ -191,8 +192,8 @@ pub(super) fn forward_unchecked(
     if geo.batch == 0 {
         return;
     }
-    if super::shifted::applies(geo) {
-        return super::shifted::forward(geo, x, w, bias, out);
+    if super::direct::applies(geo) {
+        return super::direct::forward::forward(geo, x, w, bias, out);
     }
     let tiling = Tiling::new(geo);
     let scratch = tiling.col_len(geo, geo.in_per_group());

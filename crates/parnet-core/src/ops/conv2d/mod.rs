@@ -6,23 +6,30 @@
 //!
 //! The kernels (graph-free, on slices) are public so fused layers and benches can call them:
 //! [`conv2d_forward`], [`conv2d_backward_input`], [`conv2d_backward_weight`],
-//! [`conv2d_backward_bias`]. They lower the convolution to the engine GEMM in one of three ways:
-//! - 1x1 stride-1 unpadded: the image is the GEMM's right-hand side, as it lies;
-//! - other stride-1 convolutions of at least 8 images with outputs at least 16 wide: one GEMM per
-//!   kernel row over a padded channels-last copy of each image, no column matrix (`shifted`);
-//! - everything else: [`im2col`](crate::kernels::im2col) on bands of output rows.
+//! [`conv2d_backward_bias`]. They take one of two paths:
+//! - direct ([`direct`]): every convolution with a spatial kernel, a stride or padding. A
+//!   zero-bordered channels-last copy of the image is read through offset tables by one
+//!   register-blocked micro-kernel, for the forward, the stride-1 input gradient (a transposed
+//!   convolution) and the weight gradient; no im2col and no GEMM packing;
+//! - GEMM: 1x1 stride-1 unpadded convolutions, where the image is the GEMM's right-hand side as
+//!   it lies, tiny outputs, the strided input gradient (`col2im(W^T dY)`), and every convolution
+//!   when [`set_conv_algorithm`] selects [`ConvAlgorithm::Gemm`]: the engine GEMM over
+//!   [`im2col`](crate::kernels::im2col) on bands of output rows.
 //!
 //! Work is split with rayon over images and bands under a partition that depends only on the
 //! shapes, so results are bit-identical for any thread count.
 
 mod backward;
+mod direct;
 mod forward;
 mod reference;
-mod shifted;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;
 
 pub use backward::{conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight};
+pub use direct::{ConvAlgorithm, conv_algorithm, set_conv_algorithm};
 pub use forward::conv2d_forward;
 pub use reference::conv2d_reference;
 

@@ -1,0 +1,169 @@
+//! Direct forward: tiles of [`MR`] output pixels x [`NR`] output channels, each the sum over
+//! (tap, input channel) of a broadcast input value times a vector of packed weights.
+//!
+//! Output pixels are numbered over the whole batch, `P = (n * Ho + oh) * Wo + ow`, and cut into
+//! fixed chunks of [`CHUNK_PIXELS`], one rayon task each. Within a chunk, for each group and block
+//! of 16 output channels (whose packed weights stay in cache), consecutive tiles of 6 pixels read
+//! the channels-last input at `base(P) + (i * Wp + j) * C + g * Cin/g + c`.
+
+use rayon::prelude::*;
+
+use super::kernel::{MR, NR, Offsets, tile};
+use super::layout::{ChannelSpread, ChannelsLast};
+use crate::ops::conv2d::Conv2dGeometry;
+use crate::tensor::Buffer;
+
+/// Output pixels per task (a multiple of [`MR`]).
+pub(super) const CHUNK_PIXELS: usize = MR * 40;
+
+/// `out` (`[N, Cout, Ho, Wo]`, overwritten) = conv of `x` with `w` plus `bias`.
+pub(crate) fn forward(
+    geo: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let src = ChannelsLast::from_nchw(
+        x,
+        geo.x_dims(),
+        geo.params.padding,
+        ChannelSpread::dense(geo.in_channels),
+        0,
+    );
+    let packed = pack_weights(geo, w);
+    let ks: Vec<Offsets> = (0..geo.params.groups)
+        .map(|g| tap_channel_offsets(geo, &src, g))
+        .collect();
+    let bases = pixel_bases(geo, &src);
+    let cout_g = geo.out_per_group();
+    let blocks = cout_g.div_ceil(NR);
+    let k_len = geo.taps_per_group();
+    let plane = geo.out_h * geo.out_w;
+    let total = bases.len();
+    let dst = OutPtr(out.as_mut_ptr(), out.len());
+    (0..total.div_ceil(CHUNK_PIXELS))
+        .into_par_iter()
+        .for_each_init(
+            || Buffer::for_overwrite(NR * CHUNK_PIXELS),
+            |lanes_by_pixel, chunk| {
+                let pixels = chunk * CHUNK_PIXELS..((chunk + 1) * CHUNK_PIXELS).min(total);
+                for g in 0..geo.params.groups {
+                    for block in 0..blocks {
+                        let b = &packed[(g * blocks + block) * k_len * NR..][..k_len * NR];
+                        // The chunk's tiles, transposed to [lane][pixel].
+                        for start in pixels.clone().step_by(MR) {
+                            let rows: [usize; MR] =
+                                std::array::from_fn(|r| bases[(start + r).min(pixels.end - 1)]);
+                            let t = tile(&src.data, &rows, &ks[g], 0..k_len, b, NR);
+                            let at = start - pixels.start;
+                            for (r, values) in t.iter().enumerate().take(pixels.end - start) {
+                                for (l, &v) in values.iter().enumerate() {
+                                    lanes_by_pixel[l * CHUNK_PIXELS + at + r] = v;
+                                }
+                            }
+                        }
+                        let first_co = g * cout_g + block * NR;
+                        for l in 0..NR.min(cout_g - block * NR) {
+                            let co = first_co + l;
+                            let b = bias.map_or(0.0, |b| b[co]);
+                            let values = &lanes_by_pixel[l * CHUNK_PIXELS..][..pixels.len()];
+                            let mut p = pixels.start;
+                            while p < pixels.end {
+                                let (n, q) = (p / plane, p % plane);
+                                let run = (plane - q).min(pixels.end - p);
+                                let at = (n * geo.out_channels + co) * plane + q;
+                                // SAFETY: pixel chunks are disjoint, so no other task touches
+                                // these elements of `out`.
+                                let out_run = unsafe { dst.slice(at, run) };
+                                let src_run = &values[p - pixels.start..][..run];
+                                out_run
+                                    .iter_mut()
+                                    .zip(src_run)
+                                    .for_each(|(o, &v)| *o = v + b);
+                                p += run;
+                            }
+                        }
+                    }
+                }
+            },
+        );
+}
+
+/// A raw pointer to the output, for tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+pub(super) struct OutPtr(pub *mut f32, pub usize);
+
+// SAFETY: tasks holding an `OutPtr` write disjoint indices (see each use).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The `len` elements from `start`.
+    ///
+    /// # Safety
+    /// No other thread may access them while the slice lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(
+            start + len <= self.1,
+            "direct conv output index out of bounds"
+        );
+        // SAFETY: in bounds (checked), exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
+
+/// The weights as `[groups, ceil(Cout/g / NR), KH * KW * Cin/g, NR]`: block `b` of group `g`
+/// holds, for `k = (i * KW + j) * Cin/g + c`, the `NR` output channels `b * NR + l` of that group
+/// (zero past the last channel).
+pub(super) fn pack_weights(geo: &Conv2dGeometry, w: &[f32]) -> Buffer {
+    let (cout_g, cin_g) = (geo.out_per_group(), geo.in_per_group());
+    let taps = geo.kernel_h * geo.kernel_w;
+    let blocks = cout_g.div_ceil(NR);
+    let k_len = taps * cin_g;
+    let mut packed = Buffer::zeros(geo.params.groups * blocks * k_len * NR);
+    packed
+        .par_chunks_mut(k_len * NR)
+        .enumerate()
+        .for_each(|(gb, dst)| {
+            let (g, block) = (gb / blocks, gb % blocks);
+            for l in 0..NR.min(cout_g - block * NR) {
+                let co = g * cout_g + block * NR + l;
+                let filter = &w[co * cin_g * taps..][..cin_g * taps];
+                for c in 0..cin_g {
+                    for t in 0..taps {
+                        dst[(t * cin_g + c) * NR + l] = filter[c * taps + t];
+                    }
+                }
+            }
+        });
+    packed
+}
+
+/// The `k` offsets of group `g`: `(i * Wp + j) * stride + g * Cin/g + c` for
+/// `k = (i * KW + j) * Cin/g + c`.
+pub(super) fn tap_channel_offsets(geo: &Conv2dGeometry, src: &ChannelsLast, g: usize) -> Offsets {
+    let cin_g = geo.in_per_group();
+    let mut values = Vec::with_capacity(geo.taps_per_group());
+    for i in 0..geo.kernel_h {
+        for j in 0..geo.kernel_w {
+            let tap = (i * src.width + j) * src.stride + g * cin_g;
+            values.extend((0..cin_g).map(|c| tap + c));
+        }
+    }
+    Offsets::new(values)
+}
+
+/// Offset of the top-left input pixel of every output pixel `P`, in `P` order.
+pub(super) fn pixel_bases(geo: &Conv2dGeometry, src: &ChannelsLast) -> Vec<usize> {
+    let s = geo.params.stride;
+    let mut bases = Vec::with_capacity(geo.batch * geo.out_h * geo.out_w);
+    for n in 0..geo.batch {
+        for oh in 0..geo.out_h {
+            bases.extend((0..geo.out_w).map(|ow| src.pixel(n, oh * s, ow * s)));
+        }
+    }
+    bases
+}

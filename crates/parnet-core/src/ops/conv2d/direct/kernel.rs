@@ -1,0 +1,197 @@
+//! The micro-kernel of the direct convolution: one `MR x NR` tile of an "offset-gather" matrix
+//! product,
+//!
+//! ```text
+//! tile[r][l] = sum over k of  src[rows[r] + ks[k]] * b[k * b_stride + l]      (r < MR, l < NR)
+//! ```
+//!
+//! `src` is a channels-last image (or its gradient), `rows` and `ks` are offsets into it whose
+//! sums address the left operand, and `b` holds `NR` contiguous floats per `k`. The forward
+//! convolution takes `rows` = output pixels and `ks` = (tap, input channel) with `b` the packed
+//! weights; the weight gradient takes `rows` = (tap, input channel) and `ks` = output pixels with
+//! `b` the channels-last output gradient. No operand is packed per call.
+//!
+//! The sum over `k` runs in order with one accumulator per element, so a tile's bits do not depend
+//! on how the caller partitions the work. The AVX2+FMA kernel keeps the 12 accumulators in
+//! registers, broadcasting each left value against two 8-lane vectors of `b`; the portable
+//! kernel computes the same sums (with separate multiply and add, so its bits differ).
+
+/// Rows of a tile (output pixels in the forward).
+pub const MR: usize = 6;
+/// Lanes of a tile (output channels in the forward), two 8-float vectors.
+pub const NR: usize = 16;
+
+/// One tile of results, `[MR][NR]`.
+pub type Tile = [[f32; NR]; MR];
+
+/// A table of `k` offsets with its largest entry, so a tile can check its reads in O(1).
+#[derive(Clone, Debug, Default)]
+pub struct Offsets {
+    pub values: Vec<usize>,
+    pub max: usize,
+}
+
+impl Offsets {
+    pub fn new(values: Vec<usize>) -> Self {
+        let max = values.iter().copied().max().unwrap_or(0);
+        Offsets { values, max }
+    }
+}
+
+/// Computes one tile over `ks[range]`: `tile[r][l] = sum_k src[rows[r] + ks[k]] * b[(k - start) *
+/// b_stride + l]`.
+///
+/// Panics if a read would fall outside `src` or `b` (a bug in the caller's tables).
+pub fn tile(
+    src: &[f32],
+    rows: &[usize; MR],
+    ks: &Offsets,
+    range: std::ops::Range<usize>,
+    b: &[f32],
+    b_stride: usize,
+) -> Tile {
+    let ks_slice = &ks.values[range];
+    if ks_slice.is_empty() {
+        return [[0.0; NR]; MR];
+    }
+    let row_max = rows.iter().copied().max().unwrap_or(0);
+    assert!(
+        row_max + ks.max < src.len(),
+        "direct conv tile reads past its source"
+    );
+    assert!(
+        (ks_slice.len() - 1) * b_stride + NR <= b.len(),
+        "direct conv tile reads past its right operand"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked above), and every read stays in
+        // bounds: src[rows[r] + ks[k]] <= row_max + ks.max < src.len(), and b is read at
+        // k * b_stride + l < (len - 1) * b_stride + NR <= b.len().
+        return unsafe { avx2::tile(src.as_ptr(), rows, ks_slice, b.as_ptr(), b_stride) };
+    }
+    portable_tile(src, rows, ks_slice, b, b_stride)
+}
+
+/// The same sums in plain Rust.
+pub fn portable_tile(
+    src: &[f32],
+    rows: &[usize; MR],
+    ks: &[usize],
+    b: &[f32],
+    b_stride: usize,
+) -> Tile {
+    let mut acc = [[0.0f32; NR]; MR];
+    for (step, &k) in ks.iter().enumerate() {
+        let b_row = &b[step * b_stride..][..NR];
+        for (acc_row, &row) in acc.iter_mut().zip(rows) {
+            let a = src[row + k];
+            for (acc, &bv) in acc_row.iter_mut().zip(b_row) {
+                *acc += a * bv;
+            }
+        }
+    }
+    acc
+}
+
+/// Whether the AVX2+FMA kernel runs on this CPU (checked once).
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2_fma() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{MR, NR, Tile};
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]` and `b + k * b_stride + l`
+    /// (`l < NR`) must be readable for every `r`, `k`, `l`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: *const f32,
+        b_stride: usize,
+    ) -> Tile {
+        // SAFETY (whole body): the caller guarantees every pointer formed here is in bounds.
+        unsafe {
+            let p: [*const f32; MR] = rows.map(|r| src.add(r));
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            let mut bp = b;
+            for &k in ks {
+                let b0 = _mm256_loadu_ps(bp);
+                let b1 = _mm256_loadu_ps(bp.add(8));
+                bp = bp.add(b_stride);
+                for r in 0..MR {
+                    let a = _mm256_broadcast_ss(&*p[r].add(k));
+                    acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+                }
+            }
+            let mut out = [[0.0f32; NR]; MR];
+            for r in 0..MR {
+                _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r][0]);
+                _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc[r][1]);
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{random_values, to_f32};
+
+    fn seeded_vec(seed: u64, len: usize) -> Vec<f32> {
+        to_f32(&random_values(len, 1.0, seed))
+    }
+
+    #[test]
+    fn fast_kernel_matches_portable_within_rounding() {
+        let src = seeded_vec(1, 4000);
+        let b = seeded_vec(2, 300 * 20);
+        let rows = [0, 7, 100, 101, 2000, 3000];
+        let ks = Offsets::new((0..300).map(|k| (k * 3) % 900).collect());
+        let fast = tile(&src, &rows, &ks, 0..300, &b, 20);
+        let slow = portable_tile(&src, &rows, &ks.values, &b, 20);
+        for r in 0..MR {
+            for l in 0..NR {
+                let exact: f64 = (0..300)
+                    .map(|k| src[rows[r] + ks.values[k]] as f64 * b[k * 20 + l] as f64)
+                    .sum();
+                assert!((fast[r][l] as f64 - exact).abs() < 1e-4, "{r} {l}");
+                assert!((slow[r][l] as f64 - exact).abs() < 1e-4, "{r} {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn sub_range_reads_b_from_its_start() {
+        let src = seeded_vec(3, 64);
+        let b = seeded_vec(4, 10 * NR);
+        let rows = [0; MR];
+        let ks = Offsets::new((0..10).collect());
+        let part = tile(&src, &rows, &ks, 4..10, &b[4 * NR..], NR);
+        let want = portable_tile(&src, &rows, &ks.values[4..10], &b[4 * NR..], NR);
+        for r in 0..MR {
+            for l in 0..NR {
+                assert!((part[r][l] - want[r][l]).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "reads past its source")]
+    fn out_of_bounds_rows_panic() {
+        let src = vec![0.0; 10];
+        let b = vec![0.0; NR];
+        let ks = Offsets::new(vec![5]);
+        tile(&src, &[5; MR], &ks, 0..1, &b, NR);
+    }
+}

@@ -1,0 +1,108 @@
+//! Direct weight gradient: tiles of [`MR`] (tap, input channel) rows x [`NR`] output channels,
+//! each the sum over output pixels of a broadcast input value times a vector of the
+//! channels-last output gradient:
+//!
+//! ```text
+//! dW[g][k = (i * KW + j) * Cin/g + c][co] = sum over P of x[base(P) + (i * Wp + j) * C + g * Cin/g + c]
+//!                                                       * dY[P][g * Cout/g + co]
+//! ```
+//!
+//! The pixels are cut into the fixed runs of [`weight_partial_runs`]; each run is summed into its
+//! own partial gradient in sub-runs of [`SUB_RUN_PIXELS`] (so its slice of `x` and `dY` stays in
+//! cache while every tile passes over it), and the partials are added in run order: the result
+//! does not depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::forward::{pixel_bases, tap_channel_offsets};
+use super::kernel::{MR, NR, Offsets, tile};
+use super::layout::{ChannelSpread, ChannelsLast};
+use crate::ops::conv2d::Conv2dGeometry;
+use crate::ops::conv2d::backward::weight_partial_runs;
+use crate::tensor::Buffer;
+
+/// Pixels summed by one pass of every tile.
+const SUB_RUN_PIXELS: usize = 256;
+
+/// `dw` (`[Cout, Cin/g, KH, KW]`, overwritten) = the weight gradient of the convolution `geo`
+/// of `x` given the output gradient `dy`.
+pub(crate) fn backward_weight(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let groups = geo.params.groups;
+    let (cout_g, cin_g) = (geo.out_per_group(), geo.in_per_group());
+    let src = ChannelsLast::from_nchw(
+        x,
+        geo.x_dims(),
+        geo.params.padding,
+        ChannelSpread::dense(geo.in_channels),
+        0,
+    );
+    // dY channels-last, each group's channels padded to whole NR-lane blocks.
+    let grad = ChannelsLast::from_nchw(
+        dy,
+        geo.out_dims(),
+        0,
+        ChannelSpread::aligned(groups, cout_g, NR),
+        0,
+    );
+    let group_stride = grad.stride / groups;
+    let blocks = group_stride / NR;
+    let k_len = geo.taps_per_group();
+    let row_tiles = k_len.div_ceil(MR);
+    let pixels = Offsets::new(pixel_bases(geo, &src));
+    let total = pixels.values.len();
+    let rows: Vec<Offsets> = (0..groups)
+        .map(|g| tap_channel_offsets(geo, &src, g))
+        .collect();
+    let partial_len = groups * k_len * group_stride;
+    let runs = weight_partial_runs(partial_len, total.div_ceil(SUB_RUN_PIXELS));
+    let partials: Vec<Buffer> = runs
+        .into_par_iter()
+        .map(|run| {
+            let mut acc = Buffer::zeros(partial_len);
+            let first = run.start * SUB_RUN_PIXELS;
+            let last = (run.end * SUB_RUN_PIXELS).min(total);
+            for sub in (first..last).step_by(SUB_RUN_PIXELS) {
+                let sub = sub..(sub + SUB_RUN_PIXELS).min(last);
+                for g in 0..groups {
+                    let acc_g = &mut acc[g * k_len * group_stride..][..k_len * group_stride];
+                    for block in 0..blocks {
+                        let b_start = sub.start * grad.stride + g * group_stride + block * NR;
+                        let b = &grad.data[b_start..];
+                        for row_tile in 0..row_tiles {
+                            let k0 = row_tile * MR;
+                            let tap_rows: [usize; MR] =
+                                std::array::from_fn(|r| rows[g].values[(k0 + r).min(k_len - 1)]);
+                            let t =
+                                tile(&src.data, &tap_rows, &pixels, sub.clone(), b, grad.stride);
+                            for (r, values) in t.iter().enumerate().take(k_len - k0) {
+                                let dst = &mut acc_g[(k0 + r) * group_stride + block * NR..][..NR];
+                                dst.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
+                            }
+                        }
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    // Sum the partials in run order, then scatter into the weight layout.
+    let mut sum = Buffer::for_overwrite(partial_len);
+    sum.par_chunks_mut(4096).enumerate().for_each(|(i, dst)| {
+        let at = i * 4096;
+        dst.copy_from_slice(&partials[0][at..][..dst.len()]);
+        for p in &partials[1..] {
+            dst.iter_mut().zip(&p[at..]).for_each(|(d, &v)| *d += v);
+        }
+    });
+    let taps = geo.kernel_h * geo.kernel_w;
+    dw.par_chunks_mut(cin_g * taps)
+        .enumerate()
+        .for_each(|(row, filter)| {
+            let (g, co) = (row / cout_g, row % cout_g);
+            for c in 0..cin_g {
+                for t in 0..taps {
+                    filter[c * taps + t] = sum[(g * k_len + t * cin_g + c) * group_stride + co];
+                }
+            }
+        });
+}
