@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::{BackwardCtx, GradSlot, Link};
+use super::{BackwardCtx, GradSlot, Link, profile};
 use crate::error::{CoreError, Result};
 use crate::ops::parallel::ELEMENTWISE_CHUNK;
 use crate::tensor::{Buffer, Tensor};
@@ -157,7 +157,11 @@ impl Walk {
 
     /// Runs one ready node's backward and returns the inputs that became ready.
     fn step(&self, id: u64) -> Vec<u64> {
+        let started = profile::enabled().then(std::time::Instant::now);
         let grad = self.total_grad(id);
+        if let Some(start) = started {
+            profile::add_backward("gradient sums", start.elapsed());
+        }
         let state = &self.nodes[&id];
         let tensor = &state.tensor;
         match &tensor.inner.link {
@@ -181,7 +185,12 @@ impl Walk {
                         grad_output: &grad,
                         needs: &needs,
                     };
-                    node.op.backward(&ctx)
+                    let started = profile::enabled().then(std::time::Instant::now);
+                    let grads = node.op.backward(&ctx);
+                    if let Some(start) = started {
+                        profile::add_backward(node.op.name(), start.elapsed());
+                    }
+                    grads
                 };
                 assert_eq!(
                     grads.len(),

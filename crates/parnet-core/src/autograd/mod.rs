@@ -12,6 +12,7 @@
 
 mod backward;
 mod param;
+pub mod profile;
 
 pub use backward::BackwardOptions;
 pub use param::Param;
@@ -114,8 +115,12 @@ impl Tensor {
     ) -> Tensor {
         let shape = shape.into();
         let link = if inputs.iter().any(|t| t.requires_grad()) {
+            let op = make_op();
+            if profile::enabled() {
+                profile::mark_forward(op.name());
+            }
             Link::Op(OpNode {
-                op: Box::new(make_op()),
+                op: Box::new(op),
                 inputs: inputs.iter().map(|t| (*t).clone()).collect(),
             })
         } else {

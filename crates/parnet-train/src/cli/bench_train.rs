@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use parnet_core::Tensor;
+use parnet_core::autograd::profile;
 use parnet_core::models::NetworkSpec;
 use parnet_core::nn::{Ctx, Init};
 use parnet_core::ops::loss::cross_entropy;
@@ -23,6 +24,8 @@ pub struct TrainStepProtocol {
     pub warmup: usize,
     pub steps: usize,
     pub seed: u64,
+    /// After the timed steps, run as many again with the per-op profiler on.
+    pub profile: bool,
 }
 
 /// Step times of one case.
@@ -41,6 +44,18 @@ pub struct TrainStepStats {
     pub step_ms_max: f64,
     /// `batch` / median step time.
     pub images_per_s: f64,
+    /// Per-op time of the profiled steps (with `profile`), the most expensive first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<OpProfileRow>,
+}
+
+/// One op's share of a profiled step (see `parnet_core::autograd::profile`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OpProfileRow {
+    pub op: String,
+    pub forward_ms_per_step: f64,
+    pub backward_ms_per_step: f64,
+    pub calls_per_step: f64,
 }
 
 impl fmt::Display for TrainStepStats {
@@ -59,7 +74,35 @@ impl fmt::Display for TrainStepStats {
             self.step_ms_max,
             self.steps,
             self.images_per_s
-        )
+        )?;
+        if !self.profile.is_empty() {
+            let total: f64 = self
+                .profile
+                .iter()
+                .map(|r| r.forward_ms_per_step + r.backward_ms_per_step)
+                .sum();
+            writeln!(f)?;
+            writeln!(
+                f,
+                "per-op time per step (forward charged since the previous op on its thread):"
+            )?;
+            writeln!(f, "| op | forward ms | backward ms | share | calls |")?;
+            writeln!(f, "|---|---:|---:|---:|---:|")?;
+            for r in &self.profile {
+                let ms = r.forward_ms_per_step + r.backward_ms_per_step;
+                writeln!(
+                    f,
+                    "| {} | {:.1} | {:.1} | {:.1}% | {:.0} |",
+                    r.op,
+                    r.forward_ms_per_step,
+                    r.backward_ms_per_step,
+                    100.0 * ms / total.max(f64::MIN_POSITIVE),
+                    r.calls_per_step
+                )?;
+            }
+            write!(f, "| total | | | {total:.1} ms | |")?;
+        }
+        Ok(())
     }
 }
 
@@ -95,24 +138,48 @@ pub fn measure_train_step(spec: &NetworkSpec, p: &TrainStepProtocol) -> Result<T
     )?;
     let classes = model.num_classes();
     let labels: Vec<usize> = (0..p.batch).map(|k| (k * 7 + 3) % classes).collect();
-    let mut step = |k: usize| -> Result<()> {
+    let mut step = |k: usize, parallel_streams: bool| -> Result<()> {
         sgd.zero_grad();
-        let logits = model.forward(&x, Ctx::train(p.seed + k as u64))?;
+        profile::restart_forward_clock();
+        let ctx = Ctx {
+            parallel_streams,
+            ..Ctx::train(p.seed + k as u64)
+        };
+        let logits = model.forward(&x, ctx)?;
         let loss = cross_entropy(&logits, &labels, 0.0)?;
         loss.backward()?;
         sgd.step(0.1);
         Ok(())
     };
     for k in 0..p.warmup {
-        step(k)?;
+        step(k, true)?;
     }
     let mut times = Vec::with_capacity(p.steps);
     for k in 0..p.steps {
         let t = Instant::now();
-        step(p.warmup + k)?;
+        step(p.warmup + k, true)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let med = median(&mut times);
+    let mut rows = Vec::new();
+    if p.profile {
+        // Streams one after another, so that every forward op is called (and charged) on this
+        // thread; the backward walk stays parallel.
+        profile::start_profiling();
+        for k in 0..p.steps {
+            step(p.warmup + p.steps + k, false)?;
+        }
+        let per_step = |d: std::time::Duration| d.as_secs_f64() * 1e3 / p.steps as f64;
+        rows = profile::stop_profiling()
+            .into_iter()
+            .map(|(op, t)| OpProfileRow {
+                op: op.to_string(),
+                forward_ms_per_step: per_step(t.forward),
+                backward_ms_per_step: per_step(t.backward),
+                calls_per_step: t.forward_calls.max(t.backward_calls) as f64 / p.steps as f64,
+            })
+            .collect();
+    }
     Ok(TrainStepStats {
         model: spec.name.clone(),
         width_mult: spec.width_mult,
@@ -126,6 +193,7 @@ pub fn measure_train_step(spec: &NetworkSpec, p: &TrainStepProtocol) -> Result<T
         step_ms_min: times[0],
         step_ms_max: times[p.steps - 1],
         images_per_s: p.batch as f64 / (med / 1e3),
+        profile: rows,
     })
 }
 
@@ -142,11 +210,19 @@ mod tests {
             warmup: 1,
             steps: 3,
             seed: 0,
+            profile: true,
         };
         let s = measure_train_step(&spec, &p).unwrap();
         assert_eq!(s.params, 272_474);
         assert!(s.step_ms_min <= s.step_ms_median && s.step_ms_median <= s.step_ms_max);
         assert!((s.images_per_s - 2.0 / (s.step_ms_median / 1e3)).abs() < 1e-9);
+        let conv = s
+            .profile
+            .iter()
+            .find(|r| r.op == "conv2d")
+            .expect("conv2d profiled");
+        assert!(conv.forward_ms_per_step > 0.0 && conv.backward_ms_per_step > 0.0);
+        assert!(s.to_string().contains("| conv2d |"));
         let bad = TrainStepProtocol {
             image_size: 30,
             ..p.clone()

@@ -158,6 +158,9 @@ pub enum BenchCommand {
         /// Timed steps per case.
         #[arg(long, default_value_t = 10)]
         steps: usize,
+        /// Then run as many steps again with the per-op profiler and print where a step goes.
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         threads: ThreadArgs,
         #[arg(long)]
@@ -402,6 +405,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     image_size,
                     warmup,
                     steps,
+                    profile,
                     threads,
                     json,
                 },
@@ -427,6 +431,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         warmup,
                         steps,
                         seed: 0,
+                        profile,
                     };
                     let stats = measure_train_step(&spec, &protocol)?;
                     if !json {

@@ -251,25 +251,30 @@ pub fn conv2d(
         ));
     }
     let mut out = Buffer::for_overwrite(geo.out_dims().iter().product());
-    forward::forward_unchecked(
-        &geo,
-        x.data(),
-        weight.data(),
-        bias.map(|b| b.data()),
-        &mut out,
-    );
+    let (w, b) = (weight.data(), bias.map(|b| b.data()));
+    let input_layout = if direct::applies(&geo) && geo.batch > 0 {
+        let layout = direct::forward::input_layout(&geo, x.data());
+        direct::forward::forward_from(&geo, &layout, w, b, &mut out);
+        // The weight gradient reads the same copy.
+        weight.requires_grad().then_some(layout)
+    } else {
+        forward::forward_unchecked(&geo, x.data(), w, b, &mut out);
+        None
+    };
     let inputs: Vec<&Tensor> = [Some(x), Some(weight), bias]
         .into_iter()
         .flatten()
         .collect();
     Ok(Tensor::from_op(out, geo.out_dims(), &inputs, || {
-        Conv2dBackward { geo }
+        Conv2dBackward { geo, input_layout }
     }))
 }
 
 /// Backward of [`conv2d`]: inputs are `[x, weight]` or `[x, weight, bias]`.
 struct Conv2dBackward {
     geo: Conv2dGeometry,
+    /// The direct path's channels-last copy of `x`, when the weight needs a gradient.
+    input_layout: Option<direct::layout::ChannelsLast>,
 }
 
 impl BackwardOp for Conv2dBackward {
@@ -289,7 +294,10 @@ impl BackwardOp for Conv2dBackward {
         }));
         grads.push(ctx.needs_grad(1).then(|| {
             let mut dw = Buffer::for_overwrite(w.len());
-            backward::backward_weight_unchecked(geo, x, dy, &mut dw);
+            match &self.input_layout {
+                Some(layout) => direct::weight::backward_weight_from(geo, layout, dy, &mut dw),
+                None => backward::backward_weight_unchecked(geo, x, dy, &mut dw),
+            }
             dw
         }));
         if ctx.inputs.len() == 3 {

@@ -24,18 +24,33 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let src = ChannelsLast::from_nchw(
+    forward_from(geo, &input_layout(geo, x), w, bias, out);
+}
+
+/// The zero-bordered channels-last copy of `x` that the forward and the weight gradient read.
+pub(crate) fn input_layout(geo: &Conv2dGeometry, x: &[f32]) -> ChannelsLast {
+    ChannelsLast::from_nchw(
         x,
         geo.x_dims(),
         geo.params.padding,
         ChannelSpread::dense(geo.in_channels),
         0,
-    );
+    )
+}
+
+/// [`forward`] from the input's [`input_layout`].
+pub(crate) fn forward_from(
+    geo: &Conv2dGeometry,
+    src: &ChannelsLast,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     let packed = pack_weights(geo, w);
     let ks: Vec<Offsets> = (0..geo.params.groups)
-        .map(|g| tap_channel_offsets(geo, &src, g))
+        .map(|g| tap_channel_offsets(geo, src, g))
         .collect();
-    let bases = pixel_bases(geo, &src);
+    let bases = pixel_bases(geo, src);
     let cout_g = geo.out_per_group();
     let blocks = cout_g.div_ceil(NR);
     let k_len = geo.taps_per_group();

@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use super::forward::{pixel_bases, tap_channel_offsets};
+use super::forward::{input_layout, pixel_bases, tap_channel_offsets};
 use super::kernel::{MR, NR, Offsets, tile};
 use super::layout::{ChannelSpread, ChannelsLast};
 use crate::ops::conv2d::Conv2dGeometry;
@@ -27,15 +27,18 @@ const SUB_RUN_PIXELS: usize = 256;
 /// `dw` (`[Cout, Cin/g, KH, KW]`, overwritten) = the weight gradient of the convolution `geo`
 /// of `x` given the output gradient `dy`.
 pub(crate) fn backward_weight(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    backward_weight_from(geo, &input_layout(geo, x), dy, dw);
+}
+
+/// [`backward_weight`] from the input's [`input_layout`] (kept from the forward).
+pub(crate) fn backward_weight_from(
+    geo: &Conv2dGeometry,
+    src: &ChannelsLast,
+    dy: &[f32],
+    dw: &mut [f32],
+) {
     let groups = geo.params.groups;
     let (cout_g, cin_g) = (geo.out_per_group(), geo.in_per_group());
-    let src = ChannelsLast::from_nchw(
-        x,
-        geo.x_dims(),
-        geo.params.padding,
-        ChannelSpread::dense(geo.in_channels),
-        0,
-    );
     // dY channels-last, each group's channels padded to whole NR-lane blocks.
     let grad = ChannelsLast::from_nchw(
         dy,
@@ -48,10 +51,10 @@ pub(crate) fn backward_weight(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &
     let blocks = group_stride / NR;
     let k_len = geo.taps_per_group();
     let row_tiles = k_len.div_ceil(MR);
-    let pixels = Offsets::new(pixel_bases(geo, &src));
+    let pixels = Offsets::new(pixel_bases(geo, src));
     let total = pixels.values.len();
     let rows: Vec<Offsets> = (0..groups)
-        .map(|g| tap_channel_offsets(geo, &src, g))
+        .map(|g| tap_channel_offsets(geo, src, g))
         .collect();
     let partial_len = groups * k_len * group_stride;
     let runs = weight_partial_runs(partial_len, total.div_ceil(SUB_RUN_PIXELS));
