@@ -2,5 +2,6 @@
 
 pub mod gemm;
 pub mod im2col;
+pub mod simd;
 
 pub use gemm::{Gemm, MatMut, MatRef, MatrixMultiply, gemm};

@@ -5,33 +5,6 @@
 //! that fused layers can apply an activation inside their own parallel loops. The ops themselves
 //! run the kernels over fixed chunks on rayon, so results do not depend on the thread count.
 
-/// Defines a slice kernel `pub fn $name` that runs an AVX2 compilation of `$body` when the CPU has
-/// AVX2 (the crate is built for baseline x86-64, i.e. 4-wide SSE2), and `fn $portable` with the
-/// plain compilation (used as the fallback and by the tests). Both compute every element with the
-/// same IEEE operations (no FMA contraction), so their results are bit-identical.
-macro_rules! avx2_kernel {
-    ($(#[$meta:meta])* pub fn $name:ident / $portable:ident ($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
-        #[inline(always)]
-        fn $portable($($arg: $ty),*) $body
-
-        $(#[$meta])*
-        pub fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2")]
-                fn avx2($($arg: $ty),*) {
-                    $portable($($arg),*)
-                }
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $portable($($arg),*)
-        }
-    };
-}
-
 pub mod fast_exp;
 pub mod relu;
 pub mod sigmoid;

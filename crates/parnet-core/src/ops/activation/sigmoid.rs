@@ -2,6 +2,7 @@
 
 use super::{backward_chunks, exp_f32, map_chunks};
 use crate::autograd::{BackwardCtx, BackwardOp};
+use crate::kernels::simd::avx2_kernel;
 use crate::tensor::{Buffer, Tensor};
 
 /// `1 / (1 + e^-x)` elementwise, any shape.

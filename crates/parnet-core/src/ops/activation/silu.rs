@@ -3,6 +3,7 @@
 use super::exp_f32;
 use super::{backward_chunks, map_chunks};
 use crate::autograd::{BackwardCtx, BackwardOp};
+use crate::kernels::simd::avx2_kernel;
 use crate::tensor::{Buffer, Tensor};
 
 /// `x * sigmoid(x)` elementwise, any shape.

@@ -8,9 +8,10 @@
 
 use rayon::prelude::*;
 
-use super::forward::{lane_sums, plane};
+use super::forward::{gradient_sums, plane};
 use super::planes_by_channel;
 use crate::autograd::{BackwardCtx, BackwardOp};
+use crate::kernels::simd::avx2_kernel;
 use crate::tensor::Buffer;
 
 /// Backward state of [`super::batch_norm2d_train`] / [`super::batch_norm2d_eval`]; inputs are
@@ -64,9 +65,7 @@ impl BackwardOp for BatchNormBackward {
                 let mut sum_dy = 0.0f64;
                 let mut sum_dy_xmu = 0.0f64;
                 for (xp, dyp) in xs.clone().zip(dys.clone()).filter(|_| need_sums) {
-                    let (s, s_xmu) = lane_sums(dyp, xp, |g, v| {
-                        (g as f64, g as f64 * ((v - mean) - mean_lo) as f64)
-                    });
+                    let (s, s_xmu) = gradient_sums(dyp, xp, mean, mean_lo);
                     sum_dy += s;
                     sum_dy_xmu += s_xmu;
                 }
@@ -82,9 +81,7 @@ impl BackwardOp for BatchNormBackward {
                         (0.0, 0.0)
                     };
                     for ((dxp, xp), dyp) in dx_planes.into_iter().zip(xs).zip(dys) {
-                        for ((d, &v), &g) in dxp.iter_mut().zip(xp).zip(dyp) {
-                            *d = a * (g - b - ((v - mean) - mean_lo) * k);
-                        }
+                        input_gradient_plane(dyp, xp, (mean, mean_lo), (a, b, k), dxp);
                     }
                 }
                 (sum_dy, sum_dy_xmu)
@@ -99,4 +96,14 @@ impl BackwardOp for BatchNormBackward {
             .then(|| Buffer::from_fn(c, |ch| sums[ch].0 as f32));
         vec![dx, dgamma, dbeta]
     }
+}
+
+avx2_kernel! {
+/// `dx[i] = a * (dy[i] - b - ((x[i] - mean) - mean_lo) * k)`.
+fn input_gradient_plane / input_gradient_plane_portable(dy: &[f32], x: &[f32], means: (f32, f32), coefficients: (f32, f32, f32), dx: &mut [f32]) {
+    let ((mean, mean_lo), (a, b, k)) = (means, coefficients);
+    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+        *d = a * (g - b - ((v - mean) - mean_lo) * k);
+    }
+}
 }

@@ -73,6 +73,8 @@ pub fn tile(
     portable_tile(src, rows, ks_slice, b, b_stride)
 }
 
+pub use crate::kernels::simd::has_avx2_fma;
+
 /// The same sums in plain Rust.
 pub fn portable_tile(
     src: &[f32],
@@ -92,14 +94,6 @@ pub fn portable_tile(
         }
     }
     acc
-}
-
-/// Whether the AVX2+FMA kernel runs on this CPU (checked once).
-#[cfg(target_arch = "x86_64")]
-pub fn has_avx2_fma() -> bool {
-    use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
 #[cfg(target_arch = "x86_64")]
