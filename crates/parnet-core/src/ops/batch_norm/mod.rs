@@ -4,9 +4,9 @@
 //!
 //! Statistics are accumulated in one pass per channel (sums of shifted values and of their squares,
 //! f32 over blocks of 256 values, added into f64), then a second pass normalises (from cache when
-//! a channel fits). The backward likewise makes one reduction pass and one pass writing `dx`. Work is split one rayon task per channel;
-//! every reduction runs in a fixed order inside its task, so the results do not depend on the
-//! number of threads.
+//! a channel fits). The backward likewise makes one reduction pass and one pass writing `dx`.
+//! Work is split one rayon task per channel; every reduction runs in a fixed order inside its
+//! task, so the results do not depend on the number of threads.
 
 mod backward;
 mod forward;
