@@ -3,7 +3,9 @@
 use super::{Ctx, Module, StateBuffer, join_name};
 use crate::Param;
 use crate::error::Result;
-use crate::ops::batch_norm::{batch_norm2d_eval, batch_norm2d_train, update_running_stats};
+use crate::ops::batch_norm::{
+    BatchStats, batch_norm2d_eval, batch_norm2d_train, update_running_stats,
+};
 use crate::tensor::{Buffer, Tensor};
 
 /// Keys: `<prefix>.weight`, `.bias` (γ, β), `.running_mean`, `.running_var`,
@@ -53,27 +55,39 @@ impl BatchNorm2d {
         let beta = self.bias.get(ctx.track_grad);
         if ctx.train {
             let (y, stats) = batch_norm2d_train(x, &gamma, &beta, self.eps)?;
-            let mut mean = self
-                .running_mean
-                .data
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let mut var = self
-                .running_var
-                .data
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            update_running_stats(&mut mean, &mut var, &stats, self.momentum);
-            self.num_batches_tracked
-                .data
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())[0] += 1.0;
+            self.record_batch(&stats);
             Ok(y)
         } else {
             let mean = self.running_mean.get();
             let var = self.running_var.get();
             batch_norm2d_eval(x, &gamma, &beta, &mean, &var, self.eps)
         }
+    }
+
+    /// Folds a training batch's statistics into the running ones (PyTorch's update) and counts
+    /// the batch; for ops that normalise with this layer's parameters themselves (the fused block
+    /// merge).
+    pub fn record_batch(&self, stats: &BatchStats) {
+        let mut mean = self
+            .running_mean
+            .data
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut var = self
+            .running_var
+            .data
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        update_running_stats(&mut mean, &mut var, stats, self.momentum);
+        self.num_batches_tracked
+            .data
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())[0] += 1.0;
+    }
+
+    /// `(gamma, beta)` as tensors: leaves when `track_grad`, constants otherwise.
+    pub fn affine_params(&self, track_grad: bool) -> (Tensor, Tensor) {
+        (self.weight.get(track_grad), self.bias.get(track_grad))
     }
 
     /// The eval-mode affine `y = a·x + c` per channel: `a = γ/sqrt(var+eps)`,

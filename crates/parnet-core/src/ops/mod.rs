@@ -13,6 +13,7 @@ pub mod loss;
 pub(crate) mod parallel;
 pub mod pool;
 pub mod reduce;
+pub mod rep_merge;
 pub mod reshape;
 
 pub use activation::{relu, sigmoid, silu};

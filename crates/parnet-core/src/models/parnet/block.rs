@@ -7,9 +7,11 @@ use crate::Param;
 use crate::error::Result;
 use crate::nn::{BatchNorm2d, Conv2d, Ctx, Init, Module, StateBuffer, join_name};
 use crate::ops::activation::sigmoid;
+use crate::ops::batch_norm::batch_norm2d_train_gap;
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::elementwise::{mul_channel, scale};
 use crate::ops::pool::{avg_pool2d_2x2, global_avg_pool};
+use crate::ops::rep_merge::{BnParams, IdentityBranch, rep_merge_train};
 use crate::ops::{add, channel::channel_shuffle};
 use crate::tensor::Tensor;
 
@@ -151,6 +153,11 @@ impl RepBlock {
 
     /// `x [N, cin, H, W]` -> `[N, cout, H/s, W/s]`.
     pub fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        if let (true, Branches::Train { dense, one_by_one }) = (ctx.train, &self.branches)
+            && dense.bn.eps == one_by_one.bn.eps
+        {
+            return self.forward_train_merged(x, dense, one_by_one, ctx);
+        }
         let convs = match &self.branches {
             Branches::Train { dense, one_by_one } => {
                 let d = dense.forward(x, ctx)?;
@@ -182,6 +189,87 @@ impl RepBlock {
             }
         };
         let y = self.activation.apply(&y);
+        if self.spec.groups > 1 {
+            channel_shuffle(&y, 2)
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// The training forward with batch statistics: the two convolutions, the SSE gate, then one
+    /// fused op for the normalisations, the gating, the sum and the activation
+    /// ([`rep_merge_train`]); the same values as the op-by-op forward above.
+    fn forward_train_merged(
+        &self,
+        x: &Tensor,
+        dense: &ConvBn,
+        one_by_one: &ConvBn,
+        ctx: Ctx,
+    ) -> Result<Tensor> {
+        let track = ctx.track_grad;
+        let d = dense.conv.forward(x, track)?;
+        let one = if self.spec.stride == 2 {
+            one_by_one.conv.forward(&avg_pool2d_2x2(x)?, track)?
+        } else {
+            one_by_one.conv.forward(x, track)?
+        };
+        let (dense_gamma, dense_beta) = dense.bn.affine_params(track);
+        let (one_gamma, one_beta) = one_by_one.bn.affine_params(track);
+        let dense_bn = BnParams {
+            gamma: &dense_gamma,
+            beta: &dense_beta,
+        };
+        let one_bn = BnParams {
+            gamma: &one_gamma,
+            beta: &one_beta,
+        };
+        let eps = dense.bn.eps;
+        let (y, stats) = match &self.identity {
+            // Case A: the gate multiplies the BN'd identity; its GAP is of the BN output.
+            Some(bn) => {
+                let (gamma, beta) = bn.affine_params(track);
+                let (gap, moments) = batch_norm2d_train_gap(x, &gamma, &beta, bn.eps)?;
+                bn.record_batch(&moments.stats);
+                let gate = sigmoid(&self.se.forward(&gap, track)?);
+                let identity = IdentityBranch {
+                    x,
+                    bn: BnParams {
+                        gamma: &gamma,
+                        beta: &beta,
+                    },
+                    moments: &moments,
+                };
+                rep_merge_train(
+                    &d,
+                    dense_bn,
+                    &one,
+                    one_bn,
+                    &gate,
+                    Some(identity),
+                    self.activation,
+                    eps,
+                )?
+            }
+            // Case B: the gate multiplies the conv sum; its GAP is of the raw input.
+            None => {
+                let mut gate = sigmoid(&self.se.forward(&global_avg_pool(x)?, track)?);
+                if self.gate_factor != 1.0 {
+                    gate = scale(&gate, self.gate_factor);
+                }
+                rep_merge_train(
+                    &d,
+                    dense_bn,
+                    &one,
+                    one_bn,
+                    &gate,
+                    None,
+                    self.activation,
+                    eps,
+                )?
+            }
+        };
+        dense.bn.record_batch(&stats[0]);
+        one_by_one.bn.record_batch(&stats[1]);
         if self.spec.groups > 1 {
             channel_shuffle(&y, 2)
         } else {

@@ -5,40 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::{Result, invalid};
 
-/// The block activation. The paper uses SiLU; the released configs build ReLU (spec 2.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    Silu,
-    Relu,
-}
-
-impl Activation {
-    pub fn parse(s: &str) -> Result<Activation> {
-        match s.to_ascii_lowercase().as_str() {
-            "silu" | "swish" => Ok(Activation::Silu),
-            "relu" => Ok(Activation::Relu),
-            other => Err(invalid(
-                "activation",
-                format!("unknown activation {other:?} (expected silu or relu)"),
-            )),
-        }
-    }
-
-    /// The activation applied to `x`.
-    pub fn apply(self, x: &crate::Tensor) -> crate::Tensor {
-        match self {
-            Activation::Silu => crate::ops::activation::silu(x),
-            Activation::Relu => crate::ops::activation::relu(x),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Silu => "silu",
-            Activation::Relu => "relu",
-        }
-    }
-}
+pub use crate::ops::activation::Activation;
 
 /// Which network layout: the ImageNet model of the official code, or the CIFAR reconstruction
 /// (spec section 3, "R-CIFAR").

@@ -22,6 +22,41 @@ use rayon::prelude::*;
 use crate::ops::parallel::ELEMENTWISE_CHUNK;
 use crate::tensor::Buffer;
 
+/// The block activation. The paper uses SiLU; the released configs build ReLU (spec 2.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Silu,
+    Relu,
+}
+
+impl Activation {
+    pub fn parse(s: &str) -> crate::error::Result<Activation> {
+        match s.to_ascii_lowercase().as_str() {
+            "silu" | "swish" => Ok(Activation::Silu),
+            "relu" => Ok(Activation::Relu),
+            other => Err(crate::error::invalid(
+                "activation",
+                format!("unknown activation {other:?} (expected silu or relu)"),
+            )),
+        }
+    }
+
+    /// The activation applied to `x`.
+    pub fn apply(self, x: &crate::Tensor) -> crate::Tensor {
+        match self {
+            Activation::Silu => silu(x),
+            Activation::Relu => relu(x),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Silu => "silu",
+            Activation::Relu => "relu",
+        }
+    }
+}
+
 /// Runs a slice kernel `kernel(x_chunk, out_chunk)` over fixed chunks in parallel.
 fn map_chunks(x: &[f32], kernel: impl Fn(&[f32], &mut [f32]) + Sync) -> Buffer {
     let mut out = Buffer::for_overwrite(x.len());

@@ -11,7 +11,7 @@ pub fn relu(x: &Tensor) -> Tensor {
 }
 
 #[inline(always)]
-fn relu_scalar(x: f32) -> f32 {
+pub(crate) fn relu_scalar(x: f32) -> f32 {
     // `x < 0` is false for NaN, so NaN passes through (`f32::max` would turn it into 0).
     if x < 0.0 { 0.0 } else { x }
 }

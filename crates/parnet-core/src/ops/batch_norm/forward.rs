@@ -57,7 +57,7 @@ fn combine_lanes(u: &[f32; LANES], v: &[f32; LANES]) -> (f64, f64) {
 }
 
 /// `(sum(x - shift), sum((x - shift)^2))` over `x` ([`block_sums`]).
-pub(super) fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
+pub(crate) fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::simd::has_avx2_fma() {
         // SAFETY: the CPU has AVX2.
@@ -70,7 +70,7 @@ pub(super) fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
 }
 
 /// `(sum(dy), sum(dy * ((x - mean) - mean_lo)))` over a plane ([`block_sums`]).
-pub(super) fn gradient_sums(dy: &[f32], x: &[f32], mean: f32, mean_lo: f32) -> (f64, f64) {
+pub(crate) fn gradient_sums(dy: &[f32], x: &[f32], mean: f32, mean_lo: f32) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::simd::has_avx2_fma() {
         // SAFETY: the CPU has AVX2.
@@ -167,7 +167,7 @@ mod avx2 {
 
 avx2_kernel! {
 /// `out[i] = ((x[i] - mean_hi) - mean_lo) * scale + shift`.
-pub(super) fn affine_plane / affine_plane_portable(x: &[f32], mean_hi: f32, mean_lo: f32, scale: f32, shift: f32, out: &mut [f32]) {
+pub(crate) fn affine_plane / affine_plane_portable(x: &[f32], mean_hi: f32, mean_lo: f32, scale: f32, shift: f32, out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = ((v - mean_hi) - mean_lo) * scale + shift;
     }
@@ -181,7 +181,7 @@ pub(super) fn affine_plane / affine_plane_portable(x: &[f32], mean_hi: f32, mean
 /// With the shift inside the data range, `sum(d^2) - sum(d)^2 / m` loses only about
 /// `(mean - shift)^2 / var` f64 ulps (Chan, Golub & LeVeque's shifted-data algorithm), far below
 /// f32 resolution; the result is clamped at 0.
-pub(super) fn shifted_moments<'a>(planes: impl Iterator<Item = &'a [f32]>, m: usize) -> (f64, f64) {
+pub(crate) fn shifted_moments<'a>(planes: impl Iterator<Item = &'a [f32]>, m: usize) -> (f64, f64) {
     let mut planes = planes.peekable();
     let shift = planes.peek().and_then(|p| p.first()).map_or(0.0, |&v| v);
     let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
@@ -195,14 +195,50 @@ pub(super) fn shifted_moments<'a>(planes: impl Iterator<Item = &'a [f32]>, m: us
     (mean, (sum_sq - sum * sum / m).max(0.0))
 }
 
+/// The moments of one channel from its planes (`n` planes of `hw >= 1` values, `n * hw >= 1`),
+/// and the mean of each plane: one pass over memory. The shift is the channel's first value, as
+/// in [`shifted_moments`], so the moments have the same bits.
+pub(super) fn moments_and_plane_means<'a>(
+    planes: impl Iterator<Item = &'a [f32]>,
+    hw: usize,
+    eps: f32,
+    plane_means: &mut [f64],
+) -> ChannelMoments {
+    let mut planes = planes.peekable();
+    let shift = planes.peek().and_then(|p| p.first()).map_or(0.0, |&v| v);
+    let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
+    for (p, mean) in planes.zip(plane_means.iter_mut()) {
+        let (s, s2) = shifted_sums(p, shift);
+        sum += s;
+        sum_sq += s2;
+        *mean = shift as f64 + s / hw as f64;
+    }
+    let m = (plane_means.len() * hw) as f64;
+    let mean = shift as f64 + sum / m;
+    channel_moments(mean, (sum_sq - sum * sum / m).max(0.0), m, eps)
+}
+
+/// [`ChannelMoments`] from a channel's mean and `sum((x - mean)^2)` over its `m` values.
+pub(crate) fn channel_moments(mean: f64, sq_dev_sum: f64, m: f64, eps: f32) -> ChannelMoments {
+    let mean_hi = mean as f32;
+    ChannelMoments {
+        mean,
+        mean_hi,
+        mean_lo: (mean - mean_hi as f64) as f32,
+        sq_dev_sum,
+        invstd: (1.0 / (sq_dev_sum / m + eps as f64).sqrt()) as f32,
+    }
+}
+
 /// Plane `i` (batch index) of channel `ch` of a contiguous `[N, C, HW]` buffer.
 #[inline]
-pub(super) fn plane(data: &[f32], c: usize, hw: usize, i: usize, ch: usize) -> &[f32] {
+pub(crate) fn plane(data: &[f32], c: usize, hw: usize, i: usize, ch: usize) -> &[f32] {
     &data[(i * c + ch) * hw..][..hw]
 }
 
 /// The statistics of one channel of a training batch.
-pub(super) struct ChannelMoments {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChannelMoments {
     /// Batch mean (f64).
     pub mean: f64,
     /// The mean split as `mean_hi + mean_lo` (f32 each): kernels form `x - mean` as
@@ -233,21 +269,13 @@ pub(super) fn train_forward(
         .map(|(ch, out_planes)| {
             let planes = (0..n).map(|i| plane(x, c, hw, i, ch));
             let (mean, sq_dev_sum) = shifted_moments(planes.clone(), n * hw);
-            let invstd = (1.0 / (sq_dev_sum / m + eps as f64).sqrt()) as f32;
-            let mean_hi = mean as f32;
-            let mean_lo = (mean - mean_hi as f64) as f32;
-            let scale = gamma[ch] * invstd;
+            let moments = channel_moments(mean, sq_dev_sum, m, eps);
+            let scale = gamma[ch] * moments.invstd;
             let shift = beta[ch];
             for (o, p) in out_planes.into_iter().zip(planes) {
-                affine_plane(p, mean_hi, mean_lo, scale, shift, o);
+                affine_plane(p, moments.mean_hi, moments.mean_lo, scale, shift, o);
             }
-            ChannelMoments {
-                mean,
-                mean_hi,
-                mean_lo,
-                sq_dev_sum,
-                invstd,
-            }
+            moments
         })
         .collect()
 }

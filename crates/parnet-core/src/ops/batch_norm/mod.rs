@@ -10,10 +10,12 @@
 
 mod backward;
 mod forward;
+mod gap;
 mod reference;
 #[cfg(test)]
 mod tests;
 
+pub use gap::{batch_norm2d_train_gap, batch_norm2d_train_gap_reference};
 pub use reference::{
     batch_norm2d_eval_reference, batch_norm2d_train_reference, batch_stats_reference,
 };
@@ -21,6 +23,9 @@ pub use reference::{
 use crate::error::{Result, invalid, shape_error};
 use crate::tensor::{Buffer, Tensor};
 use backward::BatchNormBackward;
+pub(crate) use forward::{
+    ChannelMoments, affine_plane, channel_moments, gradient_sums, plane, shifted_moments,
+};
 
 /// Per-channel statistics of a training batch: mean and UNBIASED variance (n-1), as PyTorch uses
 /// for `running_var`.
@@ -28,6 +33,40 @@ use backward::BatchNormBackward;
 pub struct BatchStats {
     pub mean: Vec<f32>,
     pub var_unbiased: Vec<f32>,
+}
+
+impl BatchStats {
+    /// Mean and unbiased variance of channels of `m` values each.
+    fn from_moments(moments: &[ChannelMoments], m: usize) -> BatchStats {
+        BatchStats {
+            mean: moments.iter().map(|s| s.mean as f32).collect(),
+            var_unbiased: moments
+                .iter()
+                .map(|s| (s.sq_dev_sum / (m - 1) as f64) as f32)
+                .collect(),
+        }
+    }
+}
+
+/// The statistics of one training batch as a normalisation uses them, per channel. Ops that
+/// normalise the same tensor share them ([`batch_norm2d_train_gap`] computes them for the fused
+/// block merge), so the tensor is read once for its statistics.
+#[derive(Clone, Debug)]
+pub struct BatchMoments {
+    pub(crate) channels: Vec<ChannelMoments>,
+    /// For the running-statistics update.
+    pub stats: BatchStats,
+}
+
+impl BatchMoments {
+    pub(crate) fn new(channels: Vec<ChannelMoments>, m: usize) -> BatchMoments {
+        let stats = BatchStats::from_moments(&channels, m);
+        BatchMoments { channels, stats }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels.len()
+    }
 }
 
 /// Training mode: normalise with the batch mean and BIASED batch variance; `x` `[N, C, H, W]`,
@@ -61,13 +100,7 @@ pub fn batch_norm2d_train(
         eps,
         &mut out,
     );
-    let stats = BatchStats {
-        mean: moments.iter().map(|s| s.mean as f32).collect(),
-        var_unbiased: moments
-            .iter()
-            .map(|s| (s.sq_dev_sum / (m - 1) as f64) as f32)
-            .collect(),
-    };
+    let stats = BatchStats::from_moments(&moments, m);
     let y = Tensor::from_op(out, x.shape().clone(), &[x, gamma, beta], || {
         BatchNormBackward {
             mean: moments.iter().map(|s| s.mean_hi).collect(),
@@ -173,7 +206,7 @@ pub fn update_running_stats(
 }
 
 /// Checks `x` `[N, C, H, W]`, `gamma`/`beta` `[C]` and `eps >= 0`; returns `(N, C, H, W)`.
-fn check_shapes(
+pub(crate) fn check_shapes(
     op: &'static str,
     x: &Tensor,
     gamma: &Tensor,
@@ -201,7 +234,7 @@ fn check_shapes(
 
 /// The `H * W` planes of a contiguous `[N, C, H, W]` buffer, grouped by channel: entry `c` holds
 /// the `N` planes of channel `c` in batch order, so one rayon task can own a whole channel.
-fn planes_by_channel(data: &mut [f32], c: usize, hw: usize) -> Vec<Vec<&mut [f32]>> {
+pub(crate) fn planes_by_channel(data: &mut [f32], c: usize, hw: usize) -> Vec<Vec<&mut [f32]>> {
     let mut per_channel: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::new()).collect();
     if hw == 0 || c == 0 {
         return per_channel;
