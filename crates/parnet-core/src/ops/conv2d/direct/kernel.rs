@@ -73,6 +73,61 @@ pub fn tile(
     portable_tile(src, rows, ks_slice, b, b_stride)
 }
 
+/// Adds one tile over `ks[range]` into `dst`: `dst[r * dst_stride + l] += tile[r][l]` for the
+/// first `valid_rows` rows (the others, duplicates padding a partial tile, are dropped). The tile
+/// is summed from zero as in [`tile`] and added at the end, so the bits are those of adding
+/// [`tile`]'s result; but no tile leaves the registers.
+///
+/// Panics if a read or write would fall outside `src`, `b` or `dst`.
+pub fn tile_add(
+    src: &[f32],
+    rows: &[usize; MR],
+    ks: &Offsets,
+    range: std::ops::Range<usize>,
+    (b, b_stride): (&[f32], usize),
+    (dst, dst_stride): (&mut [f32], usize),
+    valid_rows: usize,
+) {
+    let ks_slice = &ks.values[range];
+    let valid_rows = valid_rows.min(MR);
+    if ks_slice.is_empty() || valid_rows == 0 {
+        return;
+    }
+    let row_max = rows.iter().copied().max().unwrap_or(0);
+    assert!(
+        row_max + ks.max < src.len(),
+        "direct conv tile reads past its source"
+    );
+    assert!(
+        (ks_slice.len() - 1) * b_stride + NR <= b.len(),
+        "direct conv tile reads past its right operand"
+    );
+    assert!(
+        (valid_rows - 1) * dst_stride + NR <= dst.len(),
+        "direct conv tile writes past its destination"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 and FMA are present; reads are in bounds as in `tile`, and the writes
+        // touch dst[r * dst_stride + l] <= (valid_rows - 1) * dst_stride + NR - 1 < dst.len().
+        return unsafe {
+            avx2::tile_add(
+                src.as_ptr(),
+                rows,
+                ks_slice,
+                (b.as_ptr(), b_stride),
+                (dst.as_mut_ptr(), dst_stride),
+                valid_rows,
+            )
+        };
+    }
+    let t = portable_tile(src, rows, ks_slice, b, b_stride);
+    for (r, values) in t.iter().enumerate().take(valid_rows) {
+        let d = &mut dst[r * dst_stride..][..NR];
+        d.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
+    }
+}
+
 pub use crate::kernels::simd::has_avx2_fma;
 
 /// The same sums in plain Rust.
@@ -104,15 +159,20 @@ mod avx2 {
     /// # Safety
     /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]` and `b + k * b_stride + l`
     /// (`l < NR`) must be readable for every `r`, `k`, `l`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile(
+    /// The accumulators of one tile.
+    ///
+    /// # Safety
+    /// As for [`tile`].
+    #[inline(always)]
+    unsafe fn sums(
         src: *const f32,
         rows: &[usize; MR],
         ks: &[usize],
         b: *const f32,
         b_stride: usize,
-    ) -> Tile {
-        // SAFETY (whole body): the caller guarantees every pointer formed here is in bounds.
+    ) -> [[__m256; 2]; MR] {
+        // SAFETY (whole body): the caller guarantees every pointer formed here is in bounds and
+        // that the CPU has AVX2 and FMA.
         unsafe {
             let p: [*const f32; MR] = rows.map(|r| src.add(r));
             let mut acc = [[_mm256_setzero_ps(); 2]; MR];
@@ -127,6 +187,45 @@ mod avx2 {
                     acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
                 }
             }
+            acc
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]`, `b + k * b_stride + l` and
+    /// `dst + r * dst_stride + l` (`r < valid_rows`, `l < NR`) must be in bounds.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile_add(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        (b, b_stride): (*const f32, usize),
+        (dst, dst_stride): (*mut f32, usize),
+        valid_rows: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let acc = sums(src, rows, ks, b, b_stride);
+            for (r, acc) in acc.iter().enumerate().take(valid_rows) {
+                let d = dst.add(r * dst_stride);
+                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), acc[0]));
+                let d = d.add(8);
+                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), acc[1]));
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: *const f32,
+        b_stride: usize,
+    ) -> Tile {
+        // SAFETY (whole body): the caller guarantees every pointer formed here is in bounds.
+        unsafe {
+            let acc = sums(src, rows, ks, b, b_stride);
             let mut out = [[0.0f32; NR]; MR];
             for r in 0..MR {
                 _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r][0]);
@@ -176,6 +275,29 @@ mod tests {
         for r in 0..MR {
             for l in 0..NR {
                 assert!((part[r][l] - want[r][l]).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn tile_add_adds_the_valid_rows_of_the_tile() {
+        let src = seeded_vec(5, 500);
+        let b = seeded_vec(6, 40 * NR);
+        let rows = [3, 50, 97, 140, 200, 260];
+        let ks = Offsets::new((0..40).map(|k| k * 5).collect());
+        let stride = NR + 3;
+        let mut dst = seeded_vec(7, 6 * stride);
+        let before = dst.clone();
+        tile_add(&src, &rows, &ks, 0..40, (&b, NR), (&mut dst, stride), 4);
+        let t = tile(&src, &rows, &ks, 0..40, &b, NR);
+        for r in 0..MR {
+            for l in 0..NR {
+                let want = if r < 4 {
+                    before[r * stride + l] + t[r][l]
+                } else {
+                    before[r * stride + l]
+                };
+                assert_eq!(dst[r * stride + l].to_bits(), want.to_bits(), "{r} {l}");
             }
         }
     }
