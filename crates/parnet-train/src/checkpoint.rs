@@ -35,7 +35,13 @@ pub struct CheckpointMeta {
     pub image_size: usize,
     /// The resolved run configuration (TOML).
     pub config_toml: String,
+    /// Training plus validation images of the run's data (checked when the validation split
+    /// is rebuilt from the config).
+    pub data_images: usize,
 }
+
+/// The metadata key of [`CheckpointMeta::data_images`].
+pub const DATA_IMAGES_KEY: &str = "data_images";
 
 fn fmt3(v: [f32; 3]) -> String {
     format!("{},{},{}", v[0], v[1], v[2])
@@ -84,6 +90,7 @@ pub fn save(
         ("std".to_string(), fmt3(meta.std)),
         ("image_size".to_string(), meta.image_size.to_string()),
         ("config".to_string(), meta.config_toml.clone()),
+        (DATA_IMAGES_KEY.to_string(), meta.data_images.to_string()),
     ]);
     write_tensors(path, &tensors, &md)
         .with_context(|| format!("writing checkpoint {}", path.display()))

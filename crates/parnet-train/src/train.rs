@@ -159,6 +159,7 @@ impl State {
             std: self.data.std,
             image_size: self.data.image_size,
             config_toml: self.cfg.to_toml()?,
+            data_images: self.data.train.len() + self.data.val.len(),
         };
         let model_md = self.spec.to_metadata()?;
         checkpoint::save(

@@ -311,3 +311,100 @@ fn eval_reports_a_checkpoint_with_and_without_flip_tta() {
     assert_eq!(flip["flip"], flip_of_mirror["flip"]);
     assert_ne!(loss(&none), loss(&flip_of_mirror));
 }
+
+/// A CIFAR-10 training folder (`data_batch_1.bin`) of `count` deterministic images.
+fn write_cifar_train_batch(dir: &Path, count: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let bytes: Vec<u8> = (0..count)
+        .flat_map(|i| {
+            let pixels = (0..3072u32).map(move |p| ((p * (i + 5) + (p % 7) * i * i) % 253) as u8);
+            std::iter::once((i % 10) as u8).chain(pixels)
+        })
+        .collect();
+    std::fs::write(dir.join("data_batch_1.bin"), bytes).unwrap();
+}
+
+#[test]
+fn eval_held_out_rebuilds_the_runs_validation_split_and_matches_its_log() {
+    use parnet_train::config::TrainConfig;
+    use parnet_train::metrics::read_log;
+    use parnet_train::train::{TrainOptions, last_checkpoint, train};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, other) = (tmp.path().join("data"), tmp.path().join("other"));
+    write_cifar_train_batch(&data, 120);
+    write_cifar_train_batch(&other, 100);
+    let run = tmp.path().join("run");
+    let mut cfg = TrainConfig::load(None).unwrap();
+    cfg.model.width_mult = Some(0.0625);
+    cfg.data.source = data.display().to_string();
+    cfg.data.val_count = 40;
+    (
+        cfg.train.epochs,
+        cfg.train.batch_size,
+        cfg.train.eval_batch_size,
+    ) = (1.0, 16, 16);
+    cfg.train.seed = 7;
+    cfg.train.out = run.clone();
+    let quiet = TrainOptions {
+        progress: false,
+        verbose: false,
+    };
+    train(cfg, quiet).unwrap();
+    let logged = read_log(&run.join("metrics.jsonl")).unwrap();
+    let logged = logged.last().unwrap();
+
+    let checkpoint = last_checkpoint(&run);
+    let ckpt = checkpoint.to_str().unwrap();
+    let out = parnet(&[
+        "eval",
+        "--checkpoint",
+        ckpt,
+        "--held-out",
+        "--batch-size",
+        "16",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held_out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(held_out["images"], 40);
+    assert_eq!(held_out["top1"].as_f64(), logged.val_top1);
+    assert_eq!(held_out["top5"].as_f64(), logged.val_top5);
+    assert_eq!(held_out["loss"].as_f64(), logged.val_loss);
+
+    assert_clean_failure(
+        &parnet(&[
+            "eval",
+            "--checkpoint",
+            ckpt,
+            "--held-out",
+            "--data",
+            other.to_str().unwrap(),
+        ]),
+        "cannot be rebuilt",
+    );
+    let weights = tmp.path().join("weights.safetensors");
+    let model = ParNet::new(
+        ParNetConfig::from_name("parnet-cifar", 10)
+            .unwrap()
+            .with_width_mult(0.0625)
+            .unwrap(),
+        3,
+    )
+    .unwrap();
+    save_model(&model, &weights).unwrap();
+    assert_clean_failure(
+        &parnet(&[
+            "eval",
+            "--checkpoint",
+            weights.to_str().unwrap(),
+            "--held-out",
+        ]),
+        "holds no training config",
+    );
+    assert_clean_failure(&parnet(&["eval", "--checkpoint", ckpt]), "--data");
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_train;
+mod eval;
 mod fuse;
 mod infer;
 mod info;
@@ -15,16 +16,17 @@ use clap::{Args, Parser, Subcommand};
 use parnet_core::models::NetworkSpec;
 use parnet_core::models::parnet::Activation;
 
-use crate::evaluate::{EvalResult, Tta};
+use crate::evaluate::EvalResult;
 use crate::model_io::ModelSpec;
 
 pub use bench::{LatencyStats, measure_latency};
 pub use bench_train::{TrainStepProtocol, TrainStepStats, measure_train_step};
+pub use eval::{EvalArgs, run_eval};
 pub use fuse::fuse_weights;
 pub use infer::infer_file;
 pub use info::{info_json, info_text};
 pub use study::{DepthArgs, StudyCommand, run_study};
-pub use train::{TrainArgs, run_eval, run_train};
+pub use train::{TrainArgs, run_train};
 
 /// parnet: ParNet ("Non-deep Networks") on the CPU.
 #[derive(Parser, Debug)]
@@ -39,22 +41,7 @@ pub enum Command {
     /// Train a model (no arguments: a small ParNet on the built-in synthetic set).
     Train(TrainArgs),
     /// Top-1, top-5 and loss of a checkpoint (or deploy weights) on a data set.
-    Eval {
-        #[arg(long)]
-        checkpoint: PathBuf,
-        #[arg(long)]
-        data: PathBuf,
-        /// cifar10, cifar100 or folder (default: recognised from the path).
-        #[arg(long)]
-        format: Option<String>,
-        #[arg(long, default_value_t = 256)]
-        batch_size: usize,
-        /// Also report the prediction averaged over each image and its mirror image.
-        #[arg(long, value_enum, default_value_t = Tta::None)]
-        tta: Tta,
-        #[arg(long)]
-        json: bool,
-    },
+    Eval(EvalArgs),
     /// Data sets: convert and inspect.
     Data {
         #[command(subcommand)]
@@ -275,16 +262,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Eval {
-            checkpoint,
-            data,
-            format,
-            batch_size,
-            tta,
-            json,
-        } => {
-            let r = run_eval(&checkpoint, &data, format.as_deref(), batch_size, tta)?;
-            if json {
+        Command::Eval(args) => {
+            let r = run_eval(&args)?;
+            if args.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 let line = |what: &str, r: &EvalResult| {

@@ -1,17 +1,11 @@
-//! `parnet train` and `parnet eval`.
+//! `parnet train`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
-use parnet_data::datasets::cifar::{CifarLabel, Split};
-use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset};
 
-use crate::checkpoint::{self, parse3};
 use crate::config::{Overrides, TrainConfig};
-use crate::evaluate::{Evaluation, Tta, evaluate_with};
-use crate::model_io::model_from_metadata;
 use crate::train::{TrainOptions, TrainSummary, resume, train};
 
 /// Options of `parnet train`.
@@ -82,56 +76,4 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         time_limit_minutes: args.time_limit_minutes,
     });
     train(cfg, opts)
-}
-
-/// Evaluates a checkpoint or deploy-weights file on a data set, with the normalisation its
-/// metadata records. `format` picks CIFAR labels or split for binary sets.
-pub fn run_eval(
-    checkpoint_path: &Path,
-    data: &Path,
-    format: Option<&str>,
-    batch_size: usize,
-    tta: Tta,
-) -> Result<Evaluation> {
-    if !checkpoint_path.exists() {
-        bail!("checkpoint {} does not exist", checkpoint_path.display());
-    }
-    let file = checkpoint::read(checkpoint_path)?;
-    let model = model_from_metadata(&file.metadata)
-        .with_context(|| format!("{} does not describe its model", checkpoint_path.display()))?;
-    file.load_model(model.as_ref(), checkpoint_path)?;
-    let mean = file.metadata.get("mean").map(|s| parse3(s)).transpose()?;
-    let std = file.metadata.get("std").map(|s| parse3(s)).transpose()?;
-    let mut options = OpenOptions {
-        split: Split::Test,
-        cifar_label: CifarLabel::Fine,
-        skip_corrupt: false,
-    };
-    match format {
-        None | Some("cifar10") | Some("cifar100") | Some("folder") => {}
-        Some(other) => bail!("unknown --format {other:?} (cifar10, cifar100 or folder)"),
-    }
-    if format == Some("folder")
-        || data.is_dir() && !parnet_data::datasets::cifar::is_cifar_folder(data)
-    {
-        options.split = Split::Train;
-    }
-    let opened =
-        open_dataset(data, &options).with_context(|| format!("opening {}", data.display()))?;
-    let set: Arc<dyn Dataset> = Arc::from(opened.dataset);
-    if set.num_classes() > model.num_classes() {
-        bail!(
-            "{} has {} classes but the model predicts {}",
-            data.display(),
-            set.num_classes(),
-            model.num_classes()
-        );
-    }
-    let default_norm = Pipeline::cifar_eval();
-    let pipeline = Pipeline::normalize_only(
-        mean.unwrap_or(default_norm.mean),
-        std.unwrap_or(default_norm.std),
-    );
-    let loader = Loader::new(set, pipeline, LoaderConfig::eval(batch_size))?;
-    evaluate_with(model.as_ref(), &loader, tta)
 }

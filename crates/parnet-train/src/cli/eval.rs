@@ -1,0 +1,139 @@
+//! `parnet eval`: loss, top-1 and top-5 of a checkpoint or deploy weights on a data set, or on
+//! exactly the images its training run held out for validation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use parnet_data::datasets::cifar::{CifarLabel, Split};
+use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset};
+
+use crate::checkpoint::{self, CheckpointFile, DATA_IMAGES_KEY, parse3};
+use crate::config::TrainConfig;
+use crate::data_setup;
+use crate::evaluate::{Evaluation, Tta, evaluate_with};
+use crate::model_io::model_from_metadata;
+
+/// Options of `parnet eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The data set (with --held-out: default the training run's data source).
+    #[arg(long, required_unless_present = "held_out")]
+    pub data: Option<PathBuf>,
+    /// cifar10, cifar100 or folder (default: recognised from the path).
+    #[arg(long, conflicts_with = "held_out")]
+    pub format: Option<String>,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Also report the prediction averaged over each image and its mirror image.
+    #[arg(long, value_enum, default_value_t = Tta::None)]
+    pub tta: Tta,
+    /// Only the images the checkpoint's training run held out for validation: the split is
+    /// rebuilt from the run's config stored in the checkpoint (data.val_count, train.seed), so
+    /// the figures are those the run logged.
+    #[arg(long)]
+    pub held_out: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Evaluates a checkpoint or deploy-weights file with the normalisation its metadata records.
+pub fn run_eval(args: &EvalArgs) -> Result<Evaluation> {
+    let path = &args.checkpoint;
+    if !path.exists() {
+        bail!("checkpoint {} does not exist", path.display());
+    }
+    let file = checkpoint::read(path)?;
+    let model = model_from_metadata(&file.metadata)
+        .with_context(|| format!("{} does not describe its model", path.display()))?;
+    file.load_model(model.as_ref(), path)?;
+    let loader = if args.held_out {
+        held_out_loader(&file, path, args.data.as_deref(), args.batch_size)?
+    } else {
+        let data = args
+            .data
+            .as_deref()
+            .expect("clap requires --data without --held-out");
+        data_set_loader(&file, data, args.format.as_deref(), args.batch_size)?
+    };
+    let classes = loader.dataset().num_classes();
+    if classes > model.num_classes() {
+        bail!(
+            "the data set has {classes} classes but the model predicts {}",
+            model.num_classes()
+        );
+    }
+    evaluate_with(model.as_ref(), &loader, args.tta)
+}
+
+/// Every image of `data`; `format` picks CIFAR labels or split for binary sets.
+fn data_set_loader(
+    file: &CheckpointFile,
+    data: &Path,
+    format: Option<&str>,
+    batch_size: usize,
+) -> Result<Loader> {
+    let mean = file.metadata.get("mean").map(|s| parse3(s)).transpose()?;
+    let std = file.metadata.get("std").map(|s| parse3(s)).transpose()?;
+    let mut options = OpenOptions {
+        split: Split::Test,
+        cifar_label: CifarLabel::Fine,
+        skip_corrupt: false,
+    };
+    match format {
+        None | Some("cifar10") | Some("cifar100") | Some("folder") => {}
+        Some(other) => bail!("unknown --format {other:?} (cifar10, cifar100 or folder)"),
+    }
+    if format == Some("folder")
+        || data.is_dir() && !parnet_data::datasets::cifar::is_cifar_folder(data)
+    {
+        options.split = Split::Train;
+    }
+    let opened =
+        open_dataset(data, &options).with_context(|| format!("opening {}", data.display()))?;
+    let set: Arc<dyn Dataset> = Arc::from(opened.dataset);
+    let default_norm = Pipeline::cifar_eval();
+    let pipeline = Pipeline::normalize_only(
+        mean.unwrap_or(default_norm.mean),
+        std.unwrap_or(default_norm.std),
+    );
+    Ok(Loader::new(set, pipeline, LoaderConfig::eval(batch_size))?)
+}
+
+/// The validation loader of the run that wrote `file`, rebuilt from its stored config with the
+/// data source replaced by `data` when given.
+fn held_out_loader(
+    file: &CheckpointFile,
+    path: &Path,
+    data: Option<&Path>,
+    batch_size: usize,
+) -> Result<Loader> {
+    let text = file.meta("config").with_context(|| {
+        format!(
+            "{} holds no training config, so its held-out images are unknown \
+             (--held-out needs a checkpoint written by `parnet train`)",
+            path.display()
+        )
+    })?;
+    let mut cfg = TrainConfig::from_toml(text, &format!("stored in {}", path.display()))?;
+    if let Some(data) = data {
+        cfg.data.source = data.display().to_string();
+    }
+    cfg.train.eval_batch_size = batch_size;
+    let run_data = data_setup::build(&cfg)?;
+    let images = run_data.train.len() + run_data.val.len();
+    if let Some(recorded) = file.metadata.get(DATA_IMAGES_KEY)
+        && recorded.parse::<usize>().ok() != Some(images)
+    {
+        bail!(
+            "{} has {images} images but the run that wrote {} trained on {recorded}, so its \
+             held-out split cannot be rebuilt from it",
+            cfg.data.source,
+            path.display()
+        );
+    }
+    Ok(run_data.val)
+}
