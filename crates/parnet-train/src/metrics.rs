@@ -16,6 +16,9 @@ pub struct EpochRecord {
     pub lr: f64,
     pub train_loss: f64,
     pub train_top1: f64,
+    /// `None` only in logs written before it was recorded.
+    #[serde(default)]
+    pub train_top5: Option<f64>,
     /// The validation figures are `None` in epochs without evaluation (`train.eval_every`).
     pub val_loss: Option<f64>,
     pub val_top1: Option<f64>,
@@ -109,6 +112,7 @@ mod tests {
             lr: 0.1,
             train_loss: loss,
             train_top1: top1,
+            train_top5: Some(top1 + 0.05),
             val_loss: Some(loss + 0.2),
             val_top1: Some(top1 - 0.05),
             val_top5: Some(0.9),

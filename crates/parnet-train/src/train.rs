@@ -319,6 +319,7 @@ struct EpochOutcome {
     interrupted: bool,
     loss_sum: f64,
     correct: usize,
+    correct_top5: usize,
     images: usize,
     images_per_sec: f64,
     lr: f64,
@@ -369,6 +370,7 @@ fn train_epoch(st: &mut State, total_epochs: f64, opts: TrainOptions) -> Result<
         interrupted: false,
         loss_sum: 0.0,
         correct: 0,
+        correct_top5: 0,
         images: 0,
         images_per_sec: 0.0,
         lr: 0.0,
@@ -408,6 +410,7 @@ fn train_epoch(st: &mut State, total_epochs: f64, opts: TrainOptions) -> Result<
         }
         out.loss_sum += loss_value as f64 * batch.len() as f64;
         out.correct += accuracy_topk(logits.data(), classes, &batch.labels, 1);
+        out.correct_top5 += accuracy_topk(logits.data(), classes, &batch.labels, 5.min(classes));
         out.images += batch.len();
         out.lr = lr;
         st.pos.global_step += 1;
@@ -496,6 +499,7 @@ fn end_epoch(
         lr: out.lr,
         train_loss: out.loss_sum / out.images.max(1) as f64,
         train_top1: out.correct as f64 / out.images.max(1) as f64,
+        train_top5: Some(out.correct_top5 as f64 / out.images.max(1) as f64),
         val_loss: plain.map(|v| v.loss),
         val_top1: plain.map(|v| v.top1),
         val_top5: plain.map(|v| v.top5),

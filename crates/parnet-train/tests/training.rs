@@ -139,8 +139,15 @@ fn training_on_the_synthetic_set_learns_well_above_chance() {
         "validation top-1 {}",
         summary.final_val.top1
     );
-    let log = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
-    assert_eq!(log.lines().count(), 2);
+    let log = read_log(&tmp.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(log.len(), 2);
+    for r in &log {
+        let top5 = r.train_top5.expect("train top-5 logged");
+        assert!(r.train_top1 <= top5 && top5 <= 1.0, "{r:?}");
+        assert!(r.val_top1.unwrap() <= r.val_top5.unwrap(), "{r:?}");
+    }
+    // Ten classes, five guesses: top-5 is well above top-1 while the model is still learning.
+    assert!(log[0].train_top5.unwrap() > log[0].train_top1);
     assert!(tmp.path().join("curves.svg").exists());
     let font = parnet_train::plot::register_first_font(&parnet_train::plot::font_candidates());
     assert_eq!(tmp.path().join("curves.png").exists(), font.is_ok());
