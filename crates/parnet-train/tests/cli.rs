@@ -17,6 +17,17 @@ fn parnet(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `parnet` with `args` (which ask for `--json`), checks it succeeded, parses its output.
+fn parnet_json(args: &[&str]) -> serde_json::Value {
+    let out = parnet(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn assert_clean_failure(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "should fail: {stderr}");
@@ -26,9 +37,7 @@ fn assert_clean_failure(out: &Output, needle: &str) {
 
 #[test]
 fn info_reports_counts_depth_and_shapes_as_json() {
-    let out = parnet(&["info", "--model", "parnet-s", "--json"]);
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = parnet_json(&["info", "--model", "parnet-s", "--json"]);
     assert_eq!(v["params_train"], 20_930_936);
     assert_eq!(v["params_fused"], 19_128_980);
     assert_eq!(v["depth"], 12);
@@ -43,7 +52,7 @@ fn info_reports_counts_depth_and_shapes_as_json() {
 
 #[test]
 fn bench_train_times_every_width_and_batch_case() {
-    let out = parnet(&[
+    let cases = parnet_json(&[
         "bench",
         "train",
         "--model",
@@ -62,12 +71,7 @@ fn bench_train_times_every_width_and_batch_case() {
         "1",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cases: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let cases = cases.as_array().expect("a JSON array of cases");
     let got: Vec<(f64, u64)> = cases
         .iter()
         .map(|c| {
@@ -275,8 +279,8 @@ fn eval_reports_a_checkpoint_with_and_without_flip_tta() {
     write_cifar_test_batch(&mirror_dir, &mirrored);
 
     let checkpoint = last_checkpoint(&run);
-    let eval = |data: &Path, tta: &str| -> serde_json::Value {
-        let out = parnet(&[
+    let eval = |data: &Path, tta: &str| {
+        parnet_json(&[
             "eval",
             "--checkpoint",
             checkpoint.to_str().unwrap(),
@@ -287,13 +291,7 @@ fn eval_reports_a_checkpoint_with_and_without_flip_tta() {
             "--batch-size",
             "16",
             "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        ])
     };
     let none = eval(&plain_dir, "none");
     let flip = eval(&plain_dir, "flip");
@@ -356,7 +354,7 @@ fn eval_held_out_rebuilds_the_runs_validation_split_and_matches_its_log() {
 
     let checkpoint = last_checkpoint(&run);
     let ckpt = checkpoint.to_str().unwrap();
-    let out = parnet(&[
+    let held_out = parnet_json(&[
         "eval",
         "--checkpoint",
         ckpt,
@@ -365,12 +363,6 @@ fn eval_held_out_rebuilds_the_runs_validation_split_and_matches_its_log() {
         "16",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let held_out: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(held_out["images"], 40);
     assert_eq!(held_out["top1"].as_f64(), logged.val_top1);
     assert_eq!(held_out["top5"].as_f64(), logged.val_top5);
