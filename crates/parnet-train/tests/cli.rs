@@ -28,6 +28,18 @@ fn parnet_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `parnet-cifar` at width x0.0625 (8/16/32/64 channels), seed 3.
+fn tiny_parnet_cifar() -> ParNet {
+    ParNet::new(
+        ParNetConfig::from_name("parnet-cifar", 10)
+            .unwrap()
+            .with_width_mult(0.0625)
+            .unwrap(),
+        3,
+    )
+    .unwrap()
+}
+
 fn assert_clean_failure(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "should fail: {stderr}");
@@ -98,14 +110,7 @@ fn bench_train_times_every_width_and_batch_case() {
 fn fuse_then_infer_gives_the_same_logits_as_the_training_weights() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
-    let model = ParNet::new(
-        ParNetConfig::from_name("parnet-cifar", 10)
-            .unwrap()
-            .with_width_mult(0.0625)
-            .unwrap(),
-        3,
-    )
-    .unwrap();
+    let model = tiny_parnet_cifar();
     perturb_batch_norms(&model, 4);
     save_model(&model, &p("w.safetensors")).unwrap();
     let input = NamedTensor {
@@ -380,14 +385,7 @@ fn eval_held_out_rebuilds_the_runs_validation_split_and_matches_its_log() {
         "cannot be rebuilt",
     );
     let weights = tmp.path().join("weights.safetensors");
-    let model = ParNet::new(
-        ParNetConfig::from_name("parnet-cifar", 10)
-            .unwrap()
-            .with_width_mult(0.0625)
-            .unwrap(),
-        3,
-    )
-    .unwrap();
+    let model = tiny_parnet_cifar();
     save_model(&model, &weights).unwrap();
     assert_clean_failure(
         &parnet(&[
