@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use parnet_core::io::{load_module, read_tensors, save_module};
+use parnet_core::io::{load_module_tensors, read_tensors, save_module};
 use parnet_core::models::parnet::{Activation, ParNet, ParNetConfig};
 use parnet_core::models::{Network, network_from_metadata};
+
+use crate::checkpoint;
 
 /// What identifies a model apart from its weights.
 #[derive(Clone, Debug)]
@@ -63,23 +65,34 @@ pub fn file_is_fused(path: &Path) -> Result<bool> {
 }
 
 /// Builds the model described by `spec` and loads `weights` into it, in whichever form the file
-/// holds; with `fused`, the result is the deploy model either way.
+/// holds; with `fused`, the result is the deploy model either way. `weights` may be plain
+/// weights or a training checkpoint (its optimiser and EMA tensors are left aside).
 pub fn load_model(spec: &ModelSpec, weights: &Path, fused: bool) -> Result<ParNet> {
+    Ok(load_model_and_metadata(spec, weights, fused)?.0)
+}
+
+/// [`load_model`], also returning the file's metadata.
+pub fn load_model_and_metadata(
+    spec: &ModelSpec,
+    weights: &Path,
+    fused: bool,
+) -> Result<(ParNet, HashMap<String, String>)> {
     if !weights.exists() {
         bail!("weights file {} does not exist", weights.display());
     }
     let cfg = spec.config()?;
-    let file_fused = file_is_fused(weights)?;
+    let file = checkpoint::read(weights)?;
+    let file_fused = file.model.iter().any(|t| t.name.contains("rbr_reparam"));
     let mut model = ParNet::new(cfg, 0)?;
     if file_fused {
         model = model.fused()?;
     }
-    load_module(&model, weights)
+    load_module_tensors(&model, &file.model, weights)
         .with_context(|| format!("loading {} into {}", weights.display(), spec.name))?;
     if fused && !file_fused {
         model = model.fused()?;
     }
-    Ok(model)
+    Ok((model, file.metadata))
 }
 
 /// Saves a model's weights with their metadata (atomically).

@@ -328,7 +328,7 @@ fn write_cifar_train_batch(dir: &Path, count: u32) {
 }
 
 #[test]
-fn eval_held_out_rebuilds_the_runs_validation_split_and_matches_its_log() {
+fn eval_held_out_rebuilds_the_runs_validation_split_for_the_checkpoint_and_its_deploy_weights() {
     use parnet_train::config::TrainConfig;
     use parnet_train::metrics::read_log;
     use parnet_train::train::{TrainOptions, last_checkpoint, train};
@@ -372,6 +372,46 @@ fn eval_held_out_rebuilds_the_runs_validation_split_and_matches_its_log() {
     assert_eq!(held_out["top1"].as_f64(), logged.val_top1);
     assert_eq!(held_out["top5"].as_f64(), logged.val_top5);
     assert_eq!(held_out["loss"].as_f64(), logged.val_loss);
+
+    // The training checkpoint fuses into deploy weights that keep the run's config, so the
+    // same held-out images score the same (up to the rounding of the fused arithmetic).
+    let deploy = tmp.path().join("deploy.safetensors");
+    let out = parnet(&[
+        "fuse",
+        "--model",
+        "parnet-cifar",
+        "--width-mult",
+        "0.0625",
+        "--weights",
+        ckpt,
+        "--output",
+        deploy.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fused = parnet_json(&[
+        "eval",
+        "--checkpoint",
+        deploy.to_str().unwrap(),
+        "--held-out",
+        "--batch-size",
+        "16",
+        "--json",
+    ]);
+    assert_eq!(fused["images"], 40);
+    let (f, t) = (fused["top1"].as_f64().unwrap(), logged.val_top1.unwrap());
+    assert!(
+        (f - t).abs() <= 1.0 / 40.0 + 1e-12,
+        "fused top-1 {f}, trained {t}"
+    );
+    let (f, t) = (fused["loss"].as_f64().unwrap(), logged.val_loss.unwrap());
+    assert!(
+        (f - t).abs() <= 1e-4 * t.abs().max(1.0),
+        "fused loss {f}, trained {t}"
+    );
 
     assert_clean_failure(
         &parnet(&[

@@ -207,6 +207,19 @@ pub fn load_module(module: &dyn Module, path: &Path) -> Result<HashMap<String, S
     Ok(meta)
 }
 
+/// The first [`LISTED_NAMES`] of `names` joined by `sep`, then how many more there are.
+fn first_few(names: &[impl AsRef<str>], sep: &str) -> String {
+    let shown: Vec<&str> = names.iter().take(LISTED_NAMES).map(AsRef::as_ref).collect();
+    let mut text = shown.join(sep);
+    if names.len() > LISTED_NAMES {
+        text += &format!("{sep}... and {} more", names.len() - LISTED_NAMES);
+    }
+    text
+}
+
+/// How many tensor names a mismatch error lists per kind.
+const LISTED_NAMES: usize = 8;
+
 /// Loads `module` from tensors already read (`path` names them in errors); the same checks as
 /// [`load_module`].
 pub fn load_module_tensors(
@@ -235,20 +248,24 @@ pub fn load_module_tensors(
     if !(missing.is_empty() && misshaped.is_empty() && unexpected.is_empty()) {
         let mut parts = Vec::new();
         if !missing.is_empty() {
-            parts.push(format!("{} missing: {}", missing.len(), missing.join(", ")));
+            parts.push(format!(
+                "{} missing: {}",
+                missing.len(),
+                first_few(&missing, ", ")
+            ));
         }
         if !unexpected.is_empty() {
             parts.push(format!(
                 "{} unexpected: {}",
                 unexpected.len(),
-                unexpected.join(", ")
+                first_few(&unexpected, ", ")
             ));
         }
         if !misshaped.is_empty() {
             parts.push(format!(
                 "{} with the wrong shape: {}",
                 misshaped.len(),
-                misshaped.join("; ")
+                first_few(&misshaped, "; ")
             ));
         }
         return Err(weights_err(
@@ -375,5 +392,14 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn mismatch_lists_are_cut_after_a_few_names() {
+        let names: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        assert_eq!(first_few(&names[..2], ", "), "t0, t1");
+        let listed = first_few(&names, ", ");
+        assert!(listed.starts_with("t0, t1, "), "{listed}");
+        assert!(listed.ends_with("t7, ... and 12 more"), "{listed}");
     }
 }
