@@ -1,5 +1,6 @@
 //! A training process killed with SIGKILL at a random moment leaves a run directory that is
-//! still loadable and resumable (checkpoints are written to a temporary file, then renamed).
+//! still loadable and resumable (checkpoints are written to a temporary file, then renamed); one
+//! sent SIGTERM checkpoints where it is, says how to resume, and exits cleanly.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -10,16 +11,7 @@ use parnet_train::checkpoint;
 #[test]
 fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let config = tmp.path().join("tiny.toml");
-    let mut cfg = parnet_train::config::TrainConfig::load(None).unwrap();
-    cfg.model.width_mult = Some(0.0625);
-    cfg.data.synthetic_train = 256;
-    cfg.data.synthetic_val = 64;
-    cfg.train.epochs = 40.0;
-    cfg.train.batch_size = 32;
-    cfg.train.out = dir.clone();
-    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
+    let (config, dir) = long_tiny_run(tmp.path());
     let exe = env!("CARGO_BIN_EXE_parnet");
     let mut child = Command::new(exe)
         .args(["train", "--quiet", "--config"])
@@ -62,4 +54,86 @@ fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
     assert!(status.success());
     let after = checkpoint::read(&last).unwrap().position().unwrap();
     assert_eq!(after.epoch, pos.epoch + 1);
+}
+
+/// A small run of many epochs, written as a config file in `tmp`; returns (config, run dir).
+#[cfg(unix)]
+fn long_tiny_run(tmp: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = tmp.join("run");
+    let config = tmp.join("tiny.toml");
+    let mut cfg = parnet_train::config::TrainConfig::load(None).unwrap();
+    cfg.model.width_mult = Some(0.0625);
+    cfg.data.synthetic_train = 256;
+    cfg.data.synthetic_val = 64;
+    cfg.train.epochs = 40.0;
+    cfg.train.batch_size = 32;
+    cfg.train.out = dir.clone();
+    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
+    (config, dir)
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_checkpoints_mid_run_and_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, dir) = long_tiny_run(tmp.path());
+    let exe = env!("CARGO_BIN_EXE_parnet");
+    let child = Command::new(exe)
+        .args(["train", "--quiet", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let last = dir.join("last.safetensors");
+    let start = Instant::now();
+    while !last.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first = checkpoint::read(&last).unwrap().position().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let signalled_at = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        signalled_at.elapsed() < Duration::from_secs(60),
+        "took {:?} to stop",
+        signalled_at.elapsed()
+    );
+    assert!(stdout.contains("stopped at epoch"), "{stdout}");
+    assert!(stdout.contains("resume with --resume"), "{stdout}");
+    // The stop checkpoint is newer than the one the run had when it was signalled, and taken
+    // mid-epoch: a resumed run continues from that step.
+    let stopped = checkpoint::read(&last).unwrap().position().unwrap();
+    assert!(
+        stopped.global_step > first.global_step,
+        "{stopped:?} vs {first:?}"
+    );
+    assert!(stopped.step_in_epoch > 0, "{stopped:?}");
+    let mut resumed_cfg =
+        parnet_train::config::TrainConfig::load(Some(&dir.join("config.toml"))).unwrap();
+    resumed_cfg.train.epochs = (stopped.epoch + 1) as f64;
+    std::fs::write(dir.join("config.toml"), resumed_cfg.to_toml().unwrap()).unwrap();
+    let status = Command::new(exe)
+        .args(["train", "--quiet", "--resume"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let after = checkpoint::read(&last).unwrap().position().unwrap();
+    assert_eq!((after.epoch, after.step_in_epoch), (stopped.epoch + 1, 0));
 }
