@@ -18,6 +18,24 @@ pub fn random_values(len: usize, scale: f64, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// `len` f32-representable values uniform in `[-scale, scale)` shifted by `offset` (off-centre
+/// data for the shifted-sum statistics).
+pub fn shifted_values(len: usize, scale: f64, offset: f64, seed: u64) -> Vec<f64> {
+    random_values(len, scale, seed)
+        .into_iter()
+        .map(|v| ((v + offset) as f32) as f64)
+        .collect()
+}
+
+/// Runs `f` on a fresh rayon pool of `threads` threads (for thread-count independence checks).
+pub fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool")
+        .install(f)
+}
+
 /// f64 values as f32.
 pub fn to_f32(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()

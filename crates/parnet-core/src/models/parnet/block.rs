@@ -153,9 +153,7 @@ impl RepBlock {
 
     /// `x [N, cin, H, W]` -> `[N, cout, H/s, W/s]`.
     pub fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        if let (true, Branches::Train { dense, one_by_one }) = (ctx.train, &self.branches)
-            && dense.bn.eps == one_by_one.bn.eps
-        {
+        if let (true, Branches::Train { dense, one_by_one }) = (ctx.train, &self.branches) {
             return self.forward_train_merged(x, dense, one_by_one, ctx);
         }
         let convs = match &self.branches {
@@ -215,59 +213,54 @@ impl RepBlock {
         };
         let (dense_gamma, dense_beta) = dense.bn.affine_params(track);
         let (one_gamma, one_beta) = one_by_one.bn.affine_params(track);
-        let dense_bn = BnParams {
-            gamma: &dense_gamma,
-            beta: &dense_beta,
-        };
-        let one_bn = BnParams {
-            gamma: &one_gamma,
-            beta: &one_beta,
-        };
-        let eps = dense.bn.eps;
-        let (y, stats) = match &self.identity {
-            // Case A: the gate multiplies the BN'd identity; its GAP is of the BN output.
+        fn bn_params<'a>(
+            (gamma, beta): (&'a Tensor, &'a Tensor),
+            bn: &BatchNorm2d,
+        ) -> BnParams<'a> {
+            BnParams {
+                gamma,
+                beta,
+                eps: bn.eps,
+            }
+        }
+        // Case A: the gate multiplies the BN'd identity, and its GAP is of the BN output (whose
+        // batch moments the merge reuses). Case B: the gate multiplies the conv sum, and its GAP
+        // is of the raw input.
+        let identity = match &self.identity {
             Some(bn) => {
                 let (gamma, beta) = bn.affine_params(track);
                 let (gap, moments) = batch_norm2d_train_gap(x, &gamma, &beta, bn.eps)?;
                 bn.record_batch(&moments.stats);
-                let gate = sigmoid(&self.se.forward(&gap, track)?);
-                let identity = IdentityBranch {
-                    x,
-                    bn: BnParams {
-                        gamma: &gamma,
-                        beta: &beta,
-                    },
-                    moments: &moments,
-                };
-                rep_merge_train(
-                    &d,
-                    dense_bn,
-                    &one,
-                    one_bn,
-                    &gate,
-                    Some(identity),
-                    self.activation,
-                    eps,
-                )?
+                Some((bn, gamma, beta, gap, moments))
             }
-            // Case B: the gate multiplies the conv sum; its GAP is of the raw input.
+            None => None,
+        };
+        let gate = match &identity {
+            Some((.., gap, _)) => sigmoid(&self.se.forward(gap, track)?),
             None => {
-                let mut gate = sigmoid(&self.se.forward(&global_avg_pool(x)?, track)?);
+                let gate = sigmoid(&self.se.forward(&global_avg_pool(x)?, track)?);
                 if self.gate_factor != 1.0 {
-                    gate = scale(&gate, self.gate_factor);
+                    scale(&gate, self.gate_factor)
+                } else {
+                    gate
                 }
-                rep_merge_train(
-                    &d,
-                    dense_bn,
-                    &one,
-                    one_bn,
-                    &gate,
-                    None,
-                    self.activation,
-                    eps,
-                )?
             }
         };
+        let (y, stats) = rep_merge_train(
+            &d,
+            bn_params((&dense_gamma, &dense_beta), &dense.bn),
+            &one,
+            bn_params((&one_gamma, &one_beta), &one_by_one.bn),
+            &gate,
+            identity
+                .as_ref()
+                .map(|(bn, gamma, beta, _, moments)| IdentityBranch {
+                    x,
+                    bn: bn_params((gamma, beta), bn),
+                    moments,
+                }),
+            self.activation,
+        )?;
         dense.bn.record_batch(&stats[0]);
         one_by_one.bn.record_batch(&stats[1]);
         if self.spec.groups > 1 {

@@ -16,6 +16,12 @@ pub(crate) fn relu_scalar(x: f32) -> f32 {
     if x < 0.0 { 0.0 } else { x }
 }
 
+/// `grad_out` where `x > 0`, else 0.
+#[inline(always)]
+pub(crate) fn relu_grad_scalar(x: f32, grad_out: f32) -> f32 {
+    if x > 0.0 { grad_out } else { 0.0 }
+}
+
 /// `out[i] = relu(x[i])` (single-threaded slice kernel).
 pub fn relu_forward(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "relu_forward: length mismatch");
@@ -39,7 +45,7 @@ pub fn relu_backward(x: &[f32], grad_out: &[f32], grad_in: &mut [f32]) {
     grad_in
         .iter_mut()
         .zip(x.iter().zip(grad_out))
-        .for_each(|(gi, (&x, &go))| *gi = if x > 0.0 { go } else { 0.0 });
+        .for_each(|(gi, (&x, &go))| *gi = relu_grad_scalar(x, go));
 }
 
 struct ReluBackward;

@@ -18,6 +18,13 @@ pub fn silu_scalar(x: f32) -> f32 {
     x / (1.0 + exp_f32(-x))
 }
 
+/// `grad_out * silu'(x)` = `grad_out * s * (1 + x (1 - s))` with `s = sigmoid(x)`.
+#[inline(always)]
+pub(crate) fn silu_grad_scalar(x: f32, grad_out: f32) -> f32 {
+    let s = 1.0 / (1.0 + exp_f32(-x));
+    grad_out * (s * (1.0 + x * (1.0 - s)))
+}
+
 avx2_kernel! {
 /// `out[i] = silu(x[i])` (single-threaded slice kernel).
 pub fn silu_forward / silu_forward_portable(x: &[f32], out: &mut [f32]) {
@@ -46,10 +53,7 @@ pub fn silu_backward / silu_backward_portable(x: &[f32], grad_out: &[f32], grad_
     grad_in
         .iter_mut()
         .zip(x.iter().zip(grad_out))
-        .for_each(|(gi, (&x, &go))| {
-            let s = 1.0 / (1.0 + exp_f32(-x));
-            *gi = go * (s * (1.0 + x * (1.0 - s)));
-        });
+        .for_each(|(gi, (&x, &go))| *gi = silu_grad_scalar(x, go));
 }
 }
 

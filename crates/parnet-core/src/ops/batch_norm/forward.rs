@@ -182,40 +182,42 @@ pub(crate) fn affine_plane / affine_plane_portable(x: &[f32], mean_hi: f32, mean
 /// `(mean - shift)^2 / var` f64 ulps (Chan, Golub & LeVeque's shifted-data algorithm), far below
 /// f32 resolution; the result is clamped at 0.
 pub(crate) fn shifted_moments<'a>(planes: impl Iterator<Item = &'a [f32]>, m: usize) -> (f64, f64) {
+    shifted_moments_with(planes, m, |_, _| {})
+}
+
+/// [`shifted_moments`], also handing `plane_mean(i, mean)` the mean of each plane `i` (from the
+/// same sums).
+fn shifted_moments_with<'a>(
+    planes: impl Iterator<Item = &'a [f32]>,
+    m: usize,
+    mut plane_mean: impl FnMut(usize, f64),
+) -> (f64, f64) {
     let mut planes = planes.peekable();
     let shift = planes.peek().and_then(|p| p.first()).map_or(0.0, |&v| v);
     let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
-    for p in planes {
+    for (i, p) in planes.enumerate() {
         let (s, s2) = shifted_sums(p, shift);
         sum += s;
         sum_sq += s2;
+        plane_mean(i, shift as f64 + s / p.len().max(1) as f64);
     }
     let m = m as f64;
     let mean = shift as f64 + sum / m;
     (mean, (sum_sq - sum * sum / m).max(0.0))
 }
 
-/// The moments of one channel from its planes (`n` planes of `hw >= 1` values, `n * hw >= 1`),
-/// and the mean of each plane: one pass over memory. The shift is the channel's first value, as
-/// in [`shifted_moments`], so the moments have the same bits.
+/// The moments of one channel from its planes (`plane_means.len()` planes of `hw >= 1` values),
+/// and the mean of each plane, in one pass over memory; the moments have [`shifted_moments`]'s
+/// bits.
 pub(super) fn moments_and_plane_means<'a>(
     planes: impl Iterator<Item = &'a [f32]>,
     hw: usize,
     eps: f32,
     plane_means: &mut [f64],
 ) -> ChannelMoments {
-    let mut planes = planes.peekable();
-    let shift = planes.peek().and_then(|p| p.first()).map_or(0.0, |&v| v);
-    let (mut sum, mut sum_sq) = (0.0f64, 0.0f64);
-    for (p, mean) in planes.zip(plane_means.iter_mut()) {
-        let (s, s2) = shifted_sums(p, shift);
-        sum += s;
-        sum_sq += s2;
-        *mean = shift as f64 + s / hw as f64;
-    }
-    let m = (plane_means.len() * hw) as f64;
-    let mean = shift as f64 + sum / m;
-    channel_moments(mean, (sum_sq - sum * sum / m).max(0.0), m, eps)
+    let m = plane_means.len() * hw;
+    let (mean, sq_dev_sum) = shifted_moments_with(planes, m, |i, mean| plane_means[i] = mean);
+    channel_moments(mean, sq_dev_sum, m as f64, eps)
 }
 
 /// [`ChannelMoments`] from a channel's mean and `sum((x - mean)^2)` over its `m` values.

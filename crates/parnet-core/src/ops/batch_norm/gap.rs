@@ -16,9 +16,9 @@
 use rayon::prelude::*;
 
 use super::forward::moments_and_plane_means;
-use super::{BatchMoments, affine_plane, check_shapes, plane, planes_by_channel};
+use super::{BatchMoments, affine_plane, check_training_shapes, plane, planes_by_channel};
 use crate::autograd::{BackwardCtx, BackwardOp};
-use crate::error::{Result, invalid};
+use crate::error::Result;
 use crate::tensor::{Buffer, Tensor};
 
 const OP: &str = "batch_norm2d_train_gap";
@@ -33,17 +33,8 @@ pub fn batch_norm2d_train_gap(
     beta: &Tensor,
     eps: f32,
 ) -> Result<(Tensor, BatchMoments)> {
-    let (n, c, h, w) = check_shapes(OP, x, gamma, beta, eps)?;
+    let (n, c, h, w) = check_training_shapes(OP, x, gamma, beta, eps)?;
     let hw = h * w;
-    if n * hw < 2 {
-        return Err(invalid(
-            OP,
-            format!(
-                "expected more than 1 value per channel when training, got input {:?}",
-                x.dims()
-            ),
-        ));
-    }
     let data = x.data();
     // Plane means laid out [C, N] (one contiguous run per channel task).
     let mut plane_means = vec![0.0f64; c * n];
@@ -181,10 +172,7 @@ mod tests {
             offset in -4.0f64..4.0, seed in any::<u64>(),
         ) {
             let dims = [n, c, h, w];
-            let x: Vec<f64> = random_values(n * c * h * w, 2.0, seed)
-                .into_iter()
-                .map(|v| ((v + offset) as f32) as f64)
-                .collect();
+            let x = shifted_values(n * c * h * w, 2.0, offset, seed);
             let gamma = random_values(c, 1.5, seed + 1);
             let beta = random_values(c, 1.0, seed + 2);
             let (xt, gt, bt) = (tensor(&x, &dims), tensor(&gamma, &[c]), tensor(&beta, &[c]));
@@ -207,10 +195,7 @@ mod tests {
             offset in -2.0f64..2.0, seed in any::<u64>(),
         ) {
             let dims = [n, c, h, w];
-            let x: Vec<f64> = random_values(n * c * h * w, 2.0, seed)
-                .into_iter()
-                .map(|v| ((v + offset) as f32) as f64)
-                .collect();
+            let x = shifted_values(n * c * h * w, 2.0, offset, seed);
             let gamma = random_values(c, 1.5, seed + 1);
             let beta = random_values(c, 1.0, seed + 2);
             check_gradients(

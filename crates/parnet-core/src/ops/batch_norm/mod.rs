@@ -37,7 +37,7 @@ pub struct BatchStats {
 
 impl BatchStats {
     /// Mean and unbiased variance of channels of `m` values each.
-    fn from_moments(moments: &[ChannelMoments], m: usize) -> BatchStats {
+    pub(crate) fn from_moments(moments: &[ChannelMoments], m: usize) -> BatchStats {
         BatchStats {
             mean: moments.iter().map(|s| s.mean as f32).collect(),
             var_unbiased: moments
@@ -79,18 +79,8 @@ pub fn batch_norm2d_train(
     beta: &Tensor,
     eps: f32,
 ) -> Result<(Tensor, BatchStats)> {
-    const OP: &str = "batch_norm2d_train";
-    let (n, c, h, w) = check_shapes(OP, x, gamma, beta, eps)?;
+    let (n, c, h, w) = check_training_shapes("batch_norm2d_train", x, gamma, beta, eps)?;
     let m = n * h * w;
-    if m < 2 {
-        return Err(invalid(
-            OP,
-            format!(
-                "expected more than 1 value per channel when training, got input {:?}",
-                x.dims()
-            ),
-        ));
-    }
     let mut out = Buffer::for_overwrite(x.numel());
     let moments = forward::train_forward(
         x.data(),
@@ -227,6 +217,28 @@ pub(crate) fn check_shapes(
         return Err(invalid(
             op,
             format!("eps must be finite and >= 0, got {eps}"),
+        ));
+    }
+    Ok((n, c, h, w))
+}
+
+/// [`check_shapes`] for batch statistics: also rejects `N * H * W < 2` (as PyTorch does: the
+/// variance of one value is meaningless).
+pub(crate) fn check_training_shapes(
+    op: &'static str,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<(usize, usize, usize, usize)> {
+    let (n, c, h, w) = check_shapes(op, x, gamma, beta, eps)?;
+    if n * h * w < 2 {
+        return Err(invalid(
+            op,
+            format!(
+                "expected more than 1 value per channel when training, got input {:?}",
+                x.dims()
+            ),
         ));
     }
     Ok((n, c, h, w))

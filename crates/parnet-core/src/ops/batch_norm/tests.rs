@@ -5,25 +5,8 @@ use proptest::prelude::*;
 
 const EPS: f32 = 1e-5;
 
-/// `len` f32-representable values uniform in `[-scale, scale)` shifted by `offset`.
-fn shifted_values(len: usize, scale: f64, offset: f64, seed: u64) -> Vec<f64> {
-    random_values(len, scale, seed)
-        .into_iter()
-        .map(|v| ((v + offset) as f32) as f64)
-        .collect()
-}
-
 fn tensor(values: &[f64], dims: &[usize]) -> Tensor {
     Tensor::from_vec(to_f32(values), dims.to_vec()).unwrap()
-}
-
-/// Runs `f` on a rayon pool of `threads` threads.
-fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 proptest! {

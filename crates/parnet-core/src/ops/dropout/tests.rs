@@ -3,14 +3,6 @@ use crate::testing::*;
 use proptest::prelude::*;
 use std::sync::Arc;
 
-fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
-}
-
 /// Nonzero values, so that a zero in the output can only come from the mask.
 fn nonzero_values(len: usize, seed: u64) -> Vec<f32> {
     random_values(len, 1.0, seed)

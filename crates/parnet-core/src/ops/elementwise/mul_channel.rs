@@ -244,11 +244,7 @@ mod tests {
         let s = to_f32(&random_values(32, 1.0, 9));
         let g = to_f32(&random_values(len, 1.0, 10));
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            on_threads(threads, || {
                 let tx = Tensor::from_vec(x.clone(), dims).unwrap().into_leaf();
                 let ts = Tensor::from_vec(s.clone(), [4, 8, 1, 1])
                     .unwrap()

@@ -1,7 +1,9 @@
 //! Plane kernels of the merge: one `(n, c)` plane at a time, with the plane's constants.
 
 use crate::kernels::simd::avx2_kernel;
-use crate::ops::activation::{Activation, exp_f32, relu::relu_scalar, silu::silu_scalar};
+use crate::ops::activation::Activation;
+use crate::ops::activation::relu::{relu_grad_scalar, relu_scalar};
+use crate::ops::activation::silu::{silu_grad_scalar, silu_scalar};
 
 /// A training batch norm of one channel as an affine map: `((v - mean_hi) - mean_lo) * scale +
 /// shift`, exactly the expression of [`crate::ops::batch_norm`], so the merge reproduces its bits.
@@ -49,16 +51,13 @@ fn act<const SILU: bool>(z: f32) -> f32 {
     if SILU { silu_scalar(z) } else { relu_scalar(z) }
 }
 
-/// `dy * act'(z)`, as the activations' own backward kernels compute it.
+/// `dy * act'(z)`, with the activations' own backward arithmetic.
 #[inline(always)]
 fn act_grad<const SILU: bool>(z: f32, dy: f32) -> f32 {
     if SILU {
-        let s = 1.0 / (1.0 + exp_f32(-z));
-        dy * (s * (1.0 + z * (1.0 - s)))
-    } else if z > 0.0 {
-        dy
+        silu_grad_scalar(z, dy)
     } else {
-        0.0
+        relu_grad_scalar(z, dy)
     }
 }
 

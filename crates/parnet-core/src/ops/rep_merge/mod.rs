@@ -15,13 +15,12 @@
 //! SSE gate computes first. The forward performs the unfused ops' arithmetic in their order, so
 //! `y` has their bits.
 //!
-//! Backward, per channel: one pass computes `dz = dy * act'(z)` (`z` recomputed) into scratch
-//! and, per plane, `sum(dz)` and `sum(dz * (t - mean_t))` for `t` in `u, v, x`; from those follow
-//! the gate gradient of each plane, `dgamma` and `dbeta` of the three normalisations and their
-//! input-gradient coefficients; a second pass writes `du`, `dv` and `dx`.
+//! The backward (`backward.rs`) makes two passes per channel: gradient sums, then the input
+//! gradients.
 //!
 //! [`batch_norm2d_train_gap`]: crate::ops::batch_norm::batch_norm2d_train_gap
 
+mod backward;
 mod kernels;
 mod reference;
 #[cfg(test)]
@@ -31,29 +30,27 @@ pub use reference::rep_merge_train_reference;
 
 use rayon::prelude::*;
 
-use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, invalid, shape_error};
 use crate::ops::activation::Activation;
 use crate::ops::batch_norm::{
-    BatchMoments, BatchStats, ChannelMoments, channel_moments, gradient_sums, plane,
-    planes_by_channel, shifted_moments,
+    BatchMoments, BatchStats, ChannelMoments, channel_moments, check_shapes, check_training_shapes,
+    plane, shifted_moments,
 };
 use crate::tensor::{Buffer, Tensor};
-use kernels::{
-    Affine, InputGradient, PlaneMerge, forward_plane, input_grad_plane, output_grad_plane,
-};
+use kernels::{Affine, PlaneMerge, forward_plane};
 
 const OP: &str = "rep_merge_train";
 
-/// A batch norm's parameters `(gamma, beta)`, `[C]` each.
+/// A batch norm's parameters `(gamma, beta)`, `[C]` each, and its `eps`.
 #[derive(Clone, Copy)]
 pub struct BnParams<'a> {
     pub gamma: &'a Tensor,
     pub beta: &'a Tensor,
+    pub eps: f32,
 }
 
 /// The identity branch of case A: its input, its batch norm and that norm's batch moments (from
-/// [`crate::ops::batch_norm::batch_norm2d_train_gap`] on the same `x`).
+/// [`crate::ops::batch_norm::batch_norm2d_train_gap`] on the same `x` with the same `eps`).
 #[derive(Clone, Copy)]
 pub struct IdentityBranch<'a> {
     pub x: &'a Tensor,
@@ -64,7 +61,6 @@ pub struct IdentityBranch<'a> {
 /// The merge of a block (see the module doc): `dense` and `one` `[N, C, H, W]`, `gate`
 /// `[N, C, 1, 1]`, `identity` present for case A. Returns `y` and the batch statistics of the
 /// dense and 1x1 normalisations (for their running statistics). Gradients flow to every tensor.
-#[allow(clippy::too_many_arguments)]
 pub fn rep_merge_train(
     dense: &Tensor,
     dense_bn: BnParams<'_>,
@@ -73,16 +69,19 @@ pub fn rep_merge_train(
     gate: &Tensor,
     identity: Option<IdentityBranch<'_>>,
     activation: Activation,
-    eps: f32,
 ) -> Result<(Tensor, [BatchStats; 2])> {
-    let (n, c, h, w) = check(dense, dense_bn, one, one_bn, gate, identity.as_ref(), eps)?;
+    let (n, c, h, w) = check(dense, dense_bn, one, one_bn, gate, identity.as_ref())?;
     let hw = h * w;
     let m = n * hw;
     // Statistics of the two conv outputs, one task per (branch, channel).
     let moments: Vec<ChannelMoments> = (0..2 * c)
         .into_par_iter()
         .map(|k| {
-            let (t, ch) = (if k < c { dense } else { one }, k % c);
+            let ((t, eps), ch) = if k < c {
+                ((dense, dense_bn.eps), k)
+            } else {
+                ((one, one_bn.eps), k - c)
+            };
             let planes = (0..n).map(|i| plane(t.data(), c, hw, i, ch));
             let (mean, sq_dev_sum) = shifted_moments(planes, m);
             channel_moments(mean, sq_dev_sum, m as f64, eps)
@@ -112,8 +111,8 @@ pub fn rep_merge_train(
         );
     });
     let stats = [
-        BatchMoments::new(state.dense.clone(), m).stats,
-        BatchMoments::new(state.one.clone(), m).stats,
+        BatchStats::from_moments(&state.dense, m),
+        BatchStats::from_moments(&state.one, m),
     ];
     let mut inputs = vec![
         dense,
@@ -131,7 +130,7 @@ pub fn rep_merge_train(
     Ok((out, stats))
 }
 
-/// Checks the shapes; returns `(N, C, H, W)`.
+/// Checks the shapes and each normalisation's `eps`; returns `(N, C, H, W)`.
 fn check(
     dense: &Tensor,
     dense_bn: BnParams<'_>,
@@ -139,22 +138,20 @@ fn check(
     one_bn: BnParams<'_>,
     gate: &Tensor,
     identity: Option<&IdentityBranch<'_>>,
-    eps: f32,
 ) -> Result<(usize, usize, usize, usize)> {
-    let Some((n, c, h, w)) = dense.shape().nchw() else {
-        return Err(shape_error(
-            OP,
-            "dense must be [N, C, H, W]",
-            &[dense.dims()],
-        ));
+    let (n, c, h, w) =
+        check_training_shapes(OP, dense, dense_bn.gamma, dense_bn.beta, dense_bn.eps)?;
+    let same_shape = |what: &str, t: &Tensor, bn: BnParams<'_>| {
+        if t.dims() != dense.dims() {
+            return Err(shape_error(
+                OP,
+                format!("{what} must have the dense branch's shape"),
+                &[dense.dims(), t.dims()],
+            ));
+        }
+        check_shapes(OP, t, bn.gamma, bn.beta, bn.eps).map(|_| ())
     };
-    if one.dims() != dense.dims() {
-        return Err(shape_error(
-            OP,
-            "the 1x1 branch must have the dense branch's shape",
-            &[dense.dims(), one.dims()],
-        ));
-    }
+    same_shape("the 1x1 branch", one, one_bn)?;
     if gate.dims() != [n, c, 1, 1] {
         return Err(shape_error(
             OP,
@@ -162,15 +159,8 @@ fn check(
             &[dense.dims(), gate.dims()],
         ));
     }
-    let mut bns = vec![dense_bn, one_bn];
     if let Some(id) = identity {
-        if id.x.dims() != dense.dims() {
-            return Err(shape_error(
-                OP,
-                "the identity input must have the dense branch's shape",
-                &[dense.dims(), id.x.dims()],
-            ));
-        }
+        same_shape("the identity input", id.x, id.bn)?;
         if id.moments.channels() != c {
             return Err(invalid(
                 OP,
@@ -180,31 +170,6 @@ fn check(
                 ),
             ));
         }
-        bns.push(id.bn);
-    }
-    for bn in bns {
-        if bn.gamma.dims() != [c] || bn.beta.dims() != [c] {
-            return Err(shape_error(
-                OP,
-                format!("gamma and beta must be [C] = [{c}]"),
-                &[dense.dims(), bn.gamma.dims(), bn.beta.dims()],
-            ));
-        }
-    }
-    if !eps.is_finite() || eps < 0.0 {
-        return Err(invalid(
-            OP,
-            format!("eps must be finite and >= 0, got {eps}"),
-        ));
-    }
-    if n * h * w < 2 {
-        return Err(invalid(
-            OP,
-            format!(
-                "expected more than 1 value per channel when training, got input {:?}",
-                dense.dims()
-            ),
-        ));
     }
     Ok((n, c, h, w))
 }
@@ -273,238 +238,6 @@ impl RepMergeBackward {
                 .zip(p.identity)
                 .map(|(s, bn)| affine(&s[ch], bn, ch)),
             gate: p.gate[i * c + ch],
-        }
-    }
-}
-
-/// The planes of `buffer` (if any) grouped by channel, or `None` for every channel.
-fn channel_planes(
-    buffer: &mut Option<Buffer>,
-    c: usize,
-    hw: usize,
-) -> Vec<Option<Vec<&mut [f32]>>> {
-    match buffer.as_deref_mut() {
-        Some(buf) => planes_by_channel(buf, c, hw)
-            .into_iter()
-            .map(Some)
-            .collect(),
-        None => (0..c).map(|_| None).collect(),
-    }
-}
-
-/// Per-plane sums of one channel: `(sum(dz), sum(dz * (t - mean_t)))` for `t = u, v, x`.
-#[derive(Clone, Copy, Default)]
-struct PlaneSums {
-    dz: f64,
-    dz_u: f64,
-    dz_v: f64,
-    dz_x: f64,
-}
-
-/// What one channel's backward produces besides the input gradients.
-struct ChannelGrads {
-    /// `dgate[i]` for every image `i`.
-    gate: Vec<f32>,
-    /// `(dgamma, dbeta)` of the dense, 1x1 and identity normalisations.
-    bn: [(f32, f32); 3],
-}
-
-impl BackwardOp for RepMergeBackward {
-    fn name(&self) -> &'static str {
-        OP
-    }
-
-    fn backward(&self, ctx: &BackwardCtx<'_>) -> Vec<Option<Buffer>> {
-        let inputs = ctx.inputs;
-        let (n, c, h, w) = inputs[0].shape().nchw().expect("rep_merge_train: NCHW");
-        let hw = h * w;
-        let m = (n * hw) as f64;
-        let params = Params::from_inputs(inputs);
-        let (u, v) = (inputs[0].data(), inputs[3].data());
-        let has_identity = inputs.len() == 10;
-        let x = if has_identity {
-            inputs[7].data()
-        } else {
-            &[][..]
-        };
-        let dy = ctx.grad_output;
-        let alloc = |i: usize| {
-            ctx.needs_grad(i)
-                .then(|| Buffer::for_overwrite(inputs[i].numel()))
-        };
-        let (mut du, mut dv) = (alloc(0), alloc(3));
-        let mut dx = if has_identity { alloc(7) } else { None };
-        let (du_c, dv_c, dx_c) = (
-            channel_planes(&mut du, c, hw),
-            channel_planes(&mut dv, c, hw),
-            channel_planes(&mut dx, c, hw),
-        );
-        let per_channel: Vec<ChannelGrads> = du_c
-            .into_par_iter()
-            .zip(dv_c)
-            .zip(dx_c)
-            .enumerate()
-            .map_init(
-                || Buffer::for_overwrite(n * hw),
-                |dz, (ch, ((du_p, dv_p), dx_p))| {
-                    self.channel_backward(
-                        &params,
-                        (u, v, x, dy),
-                        (n, c, hw, m),
-                        ch,
-                        dz,
-                        [du_p, dv_p, dx_p],
-                    )
-                },
-            )
-            .collect();
-        let mut grads: Vec<Option<Buffer>> = (0..inputs.len()).map(|_| None).collect();
-        grads[0] = du;
-        grads[3] = dv;
-        if has_identity {
-            grads[7] = dx;
-        }
-        for (b, (gamma_at, beta_at)) in [(0, (1, 2)), (1, (4, 5)), (2, (8, 9))] {
-            if b == 2 && !has_identity {
-                continue;
-            }
-            if ctx.needs_grad(gamma_at) {
-                grads[gamma_at] = Some(Buffer::from_fn(c, |ch| per_channel[ch].bn[b].0));
-            }
-            if ctx.needs_grad(beta_at) {
-                grads[beta_at] = Some(Buffer::from_fn(c, |ch| per_channel[ch].bn[b].1));
-            }
-        }
-        if ctx.needs_grad(6) {
-            grads[6] = Some(Buffer::from_fn(n * c, |k| per_channel[k % c].gate[k / c]));
-        }
-        grads
-    }
-}
-
-impl RepMergeBackward {
-    /// The backward of channel `ch`: `dz` into `scratch` with the per-plane sums, then the
-    /// gate, normalisation-parameter and input gradients.
-    #[allow(clippy::type_complexity)]
-    fn channel_backward(
-        &self,
-        params: &Params<'_>,
-        (u, v, x, dy): (&[f32], &[f32], &[f32], &[f32]),
-        (n, c, hw, m): (usize, usize, usize, f64),
-        ch: usize,
-        scratch: &mut [f32],
-        [du, dv, dx]: [Option<Vec<&mut [f32]>>; 3],
-    ) -> ChannelGrads {
-        let (sd, so) = (&self.dense[ch], &self.one[ch]);
-        let sx = self.identity.as_ref().map(|s| &s[ch]);
-        let mut sums = vec![PlaneSums::default(); n];
-        let mut merges = Vec::with_capacity(n);
-        for (i, sums) in sums.iter_mut().enumerate() {
-            let merge = self.plane(params, i, ch, c);
-            let at = (i * c + ch) * hw;
-            let x_plane = if x.is_empty() { x } else { &x[at..][..hw] };
-            let dz = &mut scratch[i * hw..][..hw];
-            output_grad_plane(
-                &merge,
-                self.activation,
-                &u[at..][..hw],
-                &v[at..][..hw],
-                x_plane,
-                &dy[at..][..hw],
-                dz,
-            );
-            let (s, s_u) = gradient_sums(dz, &u[at..][..hw], sd.mean_hi, sd.mean_lo);
-            let (_, s_v) = gradient_sums(dz, &v[at..][..hw], so.mean_hi, so.mean_lo);
-            let s_x = sx.map_or(0.0, |sx| {
-                gradient_sums(dz, x_plane, sx.mean_hi, sx.mean_lo).1
-            });
-            *sums = PlaneSums {
-                dz: s,
-                dz_u: s_u,
-                dz_v: s_v,
-                dz_x: s_x,
-            };
-            merges.push(merge);
-        }
-        // Gradients into each branch's normalised output: dz (case A convs), gate * dz (case B
-        // convs and case A identity).
-        let case_a = sx.is_some();
-        let conv_scale = |i: usize| if case_a { 1.0 } else { merges[i].gate as f64 };
-        let mut gate = Vec::with_capacity(n);
-        let (mut g_u, mut g_uu, mut g_v, mut g_vv, mut g_x, mut g_xx) =
-            (0.0f64, 0.0, 0.0, 0.0, 0.0, 0.0);
-        for (i, s) in sums.iter().enumerate() {
-            let mg = &merges[i];
-            let k = conv_scale(i);
-            g_u += k * s.dz;
-            g_uu += k * s.dz_u;
-            g_v += k * s.dz;
-            g_vv += k * s.dz_v;
-            let dgate = match mg.identity {
-                // sum(dz * BN_id(x)) = scale * sum(dz * (x - mean)) + shift * sum(dz).
-                Some(id) => {
-                    g_x += mg.gate as f64 * s.dz;
-                    g_xx += mg.gate as f64 * s.dz_x;
-                    id.scale as f64 * s.dz_x + id.shift as f64 * s.dz
-                }
-                // sum(dz * (BN_d(u) + BN_1(v))).
-                None => {
-                    mg.dense.scale as f64 * s.dz_u
-                        + mg.one.scale as f64 * s.dz_v
-                        + (mg.dense.shift as f64 + mg.one.shift as f64) * s.dz
-                }
-            };
-            gate.push(dgate as f32);
-        }
-        let coefficients = |s: &ChannelMoments, gamma: f32, sum: f64, sum_centred: f64| {
-            let invstd = s.invstd as f64;
-            let a = (gamma as f64 * invstd) as f32;
-            let b = (sum / m) as f32;
-            let k = (invstd * invstd * sum_centred / m) as f32;
-            (a, b, k)
-        };
-        let write = |planes: Option<Vec<&mut [f32]>>,
-                     s: &ChannelMoments,
-                     (a, b, k): (f32, f32, f32),
-                     src: &[f32],
-                     scale_of: &dyn Fn(usize) -> f32| {
-            let Some(planes) = planes else { return };
-            for (i, dst) in planes.into_iter().enumerate() {
-                let at = (i * c + ch) * hw;
-                let coef = InputGradient {
-                    mean_hi: s.mean_hi,
-                    mean_lo: s.mean_lo,
-                    a,
-                    s: scale_of(i),
-                    b,
-                    k,
-                };
-                input_grad_plane(coef, &scratch[i * hw..][..hw], &src[at..][..hw], dst);
-            }
-        };
-        let conv_scale_f32 = |i: usize| conv_scale(i) as f32;
-        let (gd, go) = (params.dense.0[ch], params.one.0[ch]);
-        write(du, sd, coefficients(sd, gd, g_u, g_uu), u, &conv_scale_f32);
-        write(dv, so, coefficients(so, go, g_v, g_vv), v, &conv_scale_f32);
-        let mut identity_bn = (0.0, 0.0);
-        if let (Some(sx), Some((gamma_x, _))) = (sx, params.identity) {
-            let gate_of = |i: usize| merges[i].gate;
-            write(
-                dx,
-                sx,
-                coefficients(sx, gamma_x[ch], g_x, g_xx),
-                x,
-                &gate_of,
-            );
-            identity_bn = ((g_xx * sx.invstd as f64) as f32, g_x as f32);
-        }
-        ChannelGrads {
-            gate,
-            bn: [
-                ((g_uu * sd.invstd as f64) as f32, g_u as f32),
-                ((g_vv * so.invstd as f64) as f32, g_v as f32),
-                identity_bn,
-            ],
         }
     }
 }

@@ -27,12 +27,7 @@ impl Case {
     fn new(dims: [usize; 4], seed: u64) -> Case {
         let [n, c, h, w] = dims;
         let len = n * c * h * w;
-        let off_centre = |s: u64, offset: f64| -> Vec<f64> {
-            random_values(len, 2.0, s)
-                .into_iter()
-                .map(|v| ((v + offset) as f32) as f64)
-                .collect()
-        };
+        let off_centre = |s: u64, offset: f64| shifted_values(len, 2.0, offset, s);
         let bn = |s: u64| {
             let gamma = random_values(c, 1.0, s)
                 .iter()
@@ -90,6 +85,7 @@ fn fused(t: &[Tensor], activation: Activation) -> Tensor {
     let bn = |i: usize| BnParams {
         gamma: &t[i],
         beta: &t[i + 1],
+        eps: EPS,
     };
     let moments =
         (t.len() == 10).then(|| batch_norm2d_train_gap(&t[7], &t[8], &t[9], EPS).unwrap().1);
@@ -98,7 +94,7 @@ fn fused(t: &[Tensor], activation: Activation) -> Tensor {
         bn: bn(8),
         moments: m,
     });
-    rep_merge_train(&t[0], bn(1), &t[3], bn(4), &t[6], identity, activation, EPS)
+    rep_merge_train(&t[0], bn(1), &t[3], bn(4), &t[6], identity, activation)
         .unwrap()
         .0
 }
@@ -213,11 +209,7 @@ fn results_do_not_depend_on_thread_count() {
     let dims = [5, 6, 7, 9];
     let case = Case::new(dims, 3);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let t = leaves(&case.inputs(true));
             let y = fused(&t, Activation::Silu);
             y.backward_with(Buffer::from_vec(to_f32(&random_values(y.numel(), 1.0, 5))))
@@ -239,6 +231,7 @@ fn rejects_mismatched_shapes_and_moments() {
     let bn = |i: usize| BnParams {
         gamma: &t[i],
         beta: &t[i + 1],
+        eps: EPS,
     };
     let err =
         |r: Result<(Tensor, [BatchStats; 2])>| r.map(|_| ()).expect_err("an error").to_string();
@@ -251,7 +244,6 @@ fn rejects_mismatched_shapes_and_moments() {
         &t[6],
         None,
         Activation::Silu,
-        EPS,
     ));
     assert!(e.contains(OP) && e.contains("[2, 3, 4, 5]"), "{e}");
     let gate = Tensor::zeros([2, 3]);
@@ -263,7 +255,6 @@ fn rejects_mismatched_shapes_and_moments() {
         &gate,
         None,
         Activation::Silu,
-        EPS,
     ));
     assert!(e.contains("gate"), "{e}");
     let other = Tensor::from_vec(vec![1.0; 2 * 2 * 16], [2, 2, 4, 4]).unwrap();
@@ -285,7 +276,6 @@ fn rejects_mismatched_shapes_and_moments() {
         &t[6],
         Some(identity),
         Activation::Silu,
-        EPS,
     ));
     assert!(e.contains("moments for 2 channels"), "{e}");
     let single = Tensor::zeros([1, 3, 1, 1]);
@@ -297,7 +287,6 @@ fn rejects_mismatched_shapes_and_moments() {
         &Tensor::zeros([1, 3, 1, 1]),
         None,
         Activation::Silu,
-        EPS,
     ));
     assert!(e.contains("more than 1 value"), "{e}");
 }

@@ -9,7 +9,7 @@ use super::forward::{CHUNK_PIXELS, forward};
 use super::weight::backward_weight;
 use crate::ops::conv2d::test_support::{Case, backward_reference, kernel_size};
 use crate::ops::conv2d::{Conv2dParams, conv2d_reference};
-use crate::testing::{assert_close, random_values, to_f32};
+use crate::testing::{assert_close, on_threads, random_values, to_f32};
 
 /// Forward and weight gradient of `case` through the direct drivers, against the references.
 fn check_direct(case: &Case, seed: u64) {
@@ -118,11 +118,7 @@ fn direct_results_do_not_depend_on_thread_count() {
     let b = to_f32(&random_values(geo.out_channels, 1.0, 3));
     let dy = to_f32(&random_values(geo.out_dims().iter().product(), 1.0, 4));
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut out = vec![0.0; dy.len()];
             let mut dw = vec![0.0; w.len()];
             forward(&geo, &x, &w, Some(&b), &mut out);
