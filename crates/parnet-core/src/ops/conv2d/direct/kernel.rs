@@ -16,6 +16,9 @@
 //! registers, broadcasting each left value against two 8-lane vectors of `b`; the portable
 //! kernel computes the same sums (with separate multiply and add, so its bits differ).
 
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::simd::has_avx2_fma;
+
 /// Rows of a tile (output pixels in the forward).
 pub const MR: usize = 6;
 /// Lanes of a tile (output channels in the forward), two 8-float vectors.
@@ -54,15 +57,7 @@ pub fn tile(
     if ks_slice.is_empty() {
         return [[0.0; NR]; MR];
     }
-    let row_max = rows.iter().copied().max().unwrap_or(0);
-    assert!(
-        row_max + ks.max < src.len(),
-        "direct conv tile reads past its source"
-    );
-    assert!(
-        (ks_slice.len() - 1) * b_stride + NR <= b.len(),
-        "direct conv tile reads past its right operand"
-    );
+    check_reads(src, rows, ks, ks_slice.len(), b.len(), b_stride);
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked above), and every read stays in
@@ -93,15 +88,7 @@ pub fn tile_add(
     if ks_slice.is_empty() || valid_rows == 0 {
         return;
     }
-    let row_max = rows.iter().copied().max().unwrap_or(0);
-    assert!(
-        row_max + ks.max < src.len(),
-        "direct conv tile reads past its source"
-    );
-    assert!(
-        (ks_slice.len() - 1) * b_stride + NR <= b.len(),
-        "direct conv tile reads past its right operand"
-    );
+    check_reads(src, rows, ks, ks_slice.len(), b.len(), b_stride);
     assert!(
         (valid_rows - 1) * dst_stride + NR <= dst.len(),
         "direct conv tile writes past its destination"
@@ -128,7 +115,27 @@ pub fn tile_add(
     }
 }
 
-pub use crate::kernels::simd::has_avx2_fma;
+/// Panics unless every read of a tile over `k_len >= 1` offsets stays inside `src` (at
+/// `rows[r] + ks[k]`) and `b` (at `k * b_stride + l`, `l < NR`): the O(1) check that makes the
+/// unchecked AVX2 loads sound.
+fn check_reads(
+    src: &[f32],
+    rows: &[usize; MR],
+    ks: &Offsets,
+    k_len: usize,
+    b_len: usize,
+    b_stride: usize,
+) {
+    let row_max = rows.iter().copied().max().unwrap_or(0);
+    assert!(
+        row_max + ks.max < src.len(),
+        "direct conv tile reads past its source"
+    );
+    assert!(
+        (k_len - 1) * b_stride + NR <= b_len,
+        "direct conv tile reads past its right operand"
+    );
+}
 
 /// The same sums in plain Rust.
 pub fn portable_tile(
@@ -156,13 +163,11 @@ mod avx2 {
     use super::{MR, NR, Tile};
     use std::arch::x86_64::*;
 
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]` and `b + k * b_stride + l`
-    /// (`l < NR`) must be readable for every `r`, `k`, `l`.
     /// The accumulators of one tile.
     ///
     /// # Safety
-    /// As for [`tile`].
+    /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]` and `b + k * b_stride + l`
+    /// (`l < NR`) must be readable for every `r`, `k`, `l`.
     #[inline(always)]
     unsafe fn sums(
         src: *const f32,

@@ -118,7 +118,7 @@ fn transpose_row(
     assert!(w == 0 || positions.iter().all(|&p| (w - 1) * stride + p < dst.len()));
     let mut ch = 0;
     #[cfg(target_arch = "x86_64")]
-    if super::kernel::has_avx2_fma() {
+    if crate::kernels::simd::has_avx2_fma() {
         while ch + 8 <= channels && positions[ch + 7] == positions[ch] + 7 {
             let mut x = 0;
             while x + 8 <= w {
