@@ -5,8 +5,8 @@
 //! `cargo run -p parnet-bench --release --example conv_passes [-- --threads 2] [--rounds 3] [--gemm]`
 //! (`--gemm`: im2col + GEMM for every convolution, the baseline of the direct kernels).
 
-use std::time::Instant;
-
+use parnet_bench::args::{has_flag, usize_flag};
+use parnet_bench::timing::median_ms;
 use parnet_core::ops::conv2d::{
     Conv2dParams, ConvAlgorithm, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
     set_conv_algorithm,
@@ -40,19 +40,6 @@ const SHAPES: [Shape; 12] = [
 ];
 
 const BATCH: usize = 64;
-
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = Vec::new();
-    let start = Instant::now();
-    while times.len() < 5 || (start.elapsed().as_secs_f64() < 0.3 && times.len() < 200) {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
 
 fn output_side(&(_, _, _, hw, k, s, _, _): &Shape) -> usize {
     (hw + 2 * (k / 2) - k) / s + 1
@@ -88,16 +75,8 @@ fn time_passes(shape: &Shape) -> [f64; 3] {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (threads, rounds) = (flag("--threads", 2), flag("--rounds", 3).max(1));
-    if args.iter().any(|a| a == "--gemm") {
+    let (threads, rounds) = (usize_flag("--threads", 2), usize_flag("--rounds", 3).max(1));
+    if has_flag("--gemm") {
         set_conv_algorithm(ConvAlgorithm::Gemm);
     }
     rayon::ThreadPoolBuilder::new()

@@ -4,8 +4,8 @@
 //!
 //! `cargo run -p parnet-bench --release --example elementwise_ops [-- --threads 2]`
 
-use std::time::Instant;
-
+use parnet_bench::args::usize_flag;
+use parnet_bench::timing::median_ms;
 use parnet_core::Tensor;
 use parnet_core::ops::activation::silu;
 use parnet_core::ops::add;
@@ -13,27 +13,8 @@ use parnet_core::ops::batch_norm::batch_norm2d_train;
 use parnet_core::ops::elementwise::mul_channel;
 use parnet_core::ops::pool::global_avg_pool;
 
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = Vec::new();
-    let start = Instant::now();
-    while times.len() < 5 || (start.elapsed().as_secs_f64() < 0.3 && times.len() < 500) {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let threads = args
-        .iter()
-        .position(|a| a == "--threads")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let threads = usize_flag("--threads", 2);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()

@@ -19,6 +19,11 @@ pub fn median_secs(warmup: usize, min_runs: usize, min_time: Duration, mut f: im
     times[times.len() / 2]
 }
 
+/// [`median_secs`] in milliseconds with one warm-up run, at least 5 runs and 0.3 s of runs.
+pub fn median_ms(f: impl FnMut()) -> f64 {
+    median_secs(1, 5, Duration::from_millis(300), f) * 1e3
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

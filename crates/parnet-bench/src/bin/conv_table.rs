@@ -12,24 +12,10 @@
 
 use std::time::Duration;
 
+use parnet_bench::args::usize_flag;
 use parnet_bench::conv::{CASES, ConvRun};
 use parnet_bench::fma::fma_peak_gflops;
 use parnet_bench::timing::median_secs;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(at) => {
-            let value = args
-                .get(at + 1)
-                .unwrap_or_else(|| panic!("{name} needs a value"));
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}: not a number: {value}"))
-        }
-        None => default,
-    }
-}
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -38,8 +24,8 @@ fn load_average() -> String {
 }
 
 fn main() {
-    let threads = arg("--threads", 2);
-    let rounds = arg("--rounds", 3).max(1);
+    let threads = usize_flag("--threads", 2);
+    let rounds = usize_flag("--rounds", 3).max(1);
     let load_before = load_average();
     let peak_before = fma_peak_gflops(threads, Duration::from_millis(500), 7);
     let pool = rayon::ThreadPoolBuilder::new()
