@@ -1,25 +1,45 @@
 //! A training process killed with SIGKILL at a random moment leaves a run directory that is
 //! still loadable and resumable (checkpoints are written to a temporary file, then renamed); one
 //! sent SIGTERM checkpoints where it is, says how to resume, and exits cleanly.
+#![cfg(unix)]
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use parnet_train::checkpoint;
+use parnet_train::checkpoint::{self, RunPosition};
+use parnet_train::config::TrainConfig;
 
-#[cfg(unix)]
-#[test]
-fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (config, dir) = long_tiny_run(tmp.path());
-    let exe = env!("CARGO_BIN_EXE_parnet");
-    let mut child = Command::new(exe)
+const EXE: &str = env!("CARGO_BIN_EXE_parnet");
+
+/// A small run of many epochs, written as a config file in `tmp`; returns (config, run dir).
+fn long_tiny_run(tmp: &Path) -> (PathBuf, PathBuf) {
+    let dir = tmp.join("run");
+    let config = tmp.join("tiny.toml");
+    let mut cfg = TrainConfig::load(None).unwrap();
+    cfg.model.width_mult = Some(0.0625);
+    cfg.data.synthetic_train = 256;
+    cfg.data.synthetic_val = 64;
+    cfg.train.epochs = 40.0;
+    cfg.train.batch_size = 32;
+    cfg.train.out = dir.clone();
+    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
+    (config, dir)
+}
+
+/// Starts `parnet train --quiet --config config`, its output captured.
+fn start_training(config: &Path) -> Child {
+    Command::new(EXE)
         .args(["train", "--quiet", "--config"])
-        .arg(&config)
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    // Wait for the first checkpoint, then kill at a pseudo-random moment after it (possibly in
-    // the middle of writing a later one).
+        .unwrap()
+}
+
+/// Waits (at most 300 s, while `child` runs) for the run's first checkpoint; returns its path.
+fn wait_for_first_checkpoint(child: &mut Child, dir: &Path) -> PathBuf {
     let start = Instant::now();
     let last = dir.join("last.safetensors");
     while !last.exists() {
@@ -30,6 +50,35 @@ fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
         assert!(child.try_wait().unwrap().is_none(), "training ended early");
         std::thread::sleep(Duration::from_millis(20));
     }
+    last
+}
+
+/// Resumes the run in `dir` (stopped at `pos`) through the binary for one more epoch; returns
+/// where its last checkpoint then stands.
+fn resume_for_one_more_epoch(dir: &Path, pos: RunPosition) -> RunPosition {
+    let mut cfg = TrainConfig::load(Some(&dir.join("config.toml"))).unwrap();
+    cfg.train.epochs = (pos.epoch + 1) as f64;
+    std::fs::write(dir.join("config.toml"), cfg.to_toml().unwrap()).unwrap();
+    let status = Command::new(EXE)
+        .args(["train", "--quiet", "--resume"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    checkpoint::read(&dir.join("last.safetensors"))
+        .unwrap()
+        .position()
+        .unwrap()
+}
+
+#[test]
+fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, dir) = long_tiny_run(tmp.path());
+    let mut child = start_training(&config);
+    // Kill at a pseudo-random moment after the first checkpoint (possibly in the middle of
+    // writing a later one).
+    let last = wait_for_first_checkpoint(&mut child, &dir);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -41,59 +90,16 @@ fn sigkill_at_a_random_moment_leaves_a_resumable_run() {
     let file = checkpoint::read(&last).expect("the last checkpoint is a complete file");
     let pos = file.position().unwrap();
     assert!(pos.epoch >= 1);
-    // Finish quickly: resume for one more epoch.
-    let mut resumed_cfg =
-        parnet_train::config::TrainConfig::load(Some(&dir.join("config.toml"))).unwrap();
-    resumed_cfg.train.epochs = (pos.epoch + 1) as f64;
-    std::fs::write(dir.join("config.toml"), resumed_cfg.to_toml().unwrap()).unwrap();
-    let status = Command::new(exe)
-        .args(["train", "--quiet", "--resume"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let after = checkpoint::read(&last).unwrap().position().unwrap();
+    let after = resume_for_one_more_epoch(&dir, pos);
     assert_eq!(after.epoch, pos.epoch + 1);
 }
 
-/// A small run of many epochs, written as a config file in `tmp`; returns (config, run dir).
-#[cfg(unix)]
-fn long_tiny_run(tmp: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = tmp.join("run");
-    let config = tmp.join("tiny.toml");
-    let mut cfg = parnet_train::config::TrainConfig::load(None).unwrap();
-    cfg.model.width_mult = Some(0.0625);
-    cfg.data.synthetic_train = 256;
-    cfg.data.synthetic_val = 64;
-    cfg.train.epochs = 40.0;
-    cfg.train.batch_size = 32;
-    cfg.train.out = dir.clone();
-    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
-    (config, dir)
-}
-
-#[cfg(unix)]
 #[test]
 fn sigterm_checkpoints_mid_run_and_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, dir) = long_tiny_run(tmp.path());
-    let exe = env!("CARGO_BIN_EXE_parnet");
-    let child = Command::new(exe)
-        .args(["train", "--quiet", "--config"])
-        .arg(&config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let last = dir.join("last.safetensors");
-    let start = Instant::now();
-    while !last.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "no checkpoint after 300 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = start_training(&config);
+    let last = wait_for_first_checkpoint(&mut child, &dir);
     let first = checkpoint::read(&last).unwrap().position().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let signalled = Command::new("kill")
@@ -124,16 +130,6 @@ fn sigterm_checkpoints_mid_run_and_exits_cleanly() {
         "{stopped:?} vs {first:?}"
     );
     assert!(stopped.step_in_epoch > 0, "{stopped:?}");
-    let mut resumed_cfg =
-        parnet_train::config::TrainConfig::load(Some(&dir.join("config.toml"))).unwrap();
-    resumed_cfg.train.epochs = (stopped.epoch + 1) as f64;
-    std::fs::write(dir.join("config.toml"), resumed_cfg.to_toml().unwrap()).unwrap();
-    let status = Command::new(exe)
-        .args(["train", "--quiet", "--resume"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let after = checkpoint::read(&last).unwrap().position().unwrap();
+    let after = resume_for_one_more_epoch(&dir, stopped);
     assert_eq!((after.epoch, after.step_in_epoch), (stopped.epoch + 1, 0));
 }
