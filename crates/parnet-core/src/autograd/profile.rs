@@ -6,7 +6,9 @@
 //! [`restart_forward_clock`] for the first. So a forward's figure includes the glue between ops,
 //! and ops whose work runs on several rayon threads are charged once, on the thread that calls
 //! them. The forward figures are exact when one thread calls every op (streams run one after
-//! another); with concurrent streams, a thread's first op is charged from the restart.
+//! another); with concurrent streams, a thread's first op is charged from the restart. Backwards
+//! that run at the same time on different threads are each charged their whole wall time, so the
+//! backward figures can add up to more than the step.
 
 use std::cell::Cell;
 use std::collections::HashMap;
