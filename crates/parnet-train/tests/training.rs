@@ -31,6 +31,7 @@ fn model_bits(path: &Path) -> Vec<(String, Vec<u32>)> {
     file.model
         .iter()
         .chain(&file.optim)
+        .chain(&file.ema)
         .map(|t| (t.name.clone(), t.data.iter().map(|v| v.to_bits()).collect()))
         .collect()
 }
@@ -72,11 +73,35 @@ fn a_run_stopped_mid_epoch_and_resumed_ends_bit_identical_to_an_uninterrupted_ru
     let tmp = tempfile::tempdir().unwrap();
     let straight = tmp.path().join("straight");
     let stopped = tmp.path().join("stopped");
-    let done = train(tiny_config(&straight), QUIET).unwrap();
+    // With an EMA of the weights, evaluated beside them and kept in the checkpoint.
+    let with_ema = |dir: &Path| {
+        let mut cfg = tiny_config(dir);
+        cfg.optim.ema_decay = Some(0.9);
+        cfg
+    };
+    let done = train(with_ema(&straight), QUIET).unwrap();
     assert!(!done.interrupted);
+    let log = read_log(&straight.join("metrics.jsonl")).unwrap();
+    assert!(
+        log.iter()
+            .all(|r| r.ema_val_top1.is_some_and(|t| (0.0..=1.0).contains(&t))),
+        "{log:?}"
+    );
+    let file = checkpoint::read(&last_checkpoint(&straight)).unwrap();
+    let names = |ts: &[parnet_core::io::NamedTensor]| -> Vec<String> {
+        ts.iter().map(|t| t.name.clone()).collect()
+    };
+    assert_eq!(names(&file.ema), names(&file.model));
+    assert!(
+        file.ema
+            .iter()
+            .zip(&file.model)
+            .any(|(e, m)| e.data != m.data),
+        "the EMA never moved away from the weights"
+    );
 
     // A zero time limit stops the run (with a checkpoint) after its first step.
-    let mut cfg = tiny_config(&stopped);
+    let mut cfg = with_ema(&stopped);
     cfg.train.time_limit_minutes = Some(0.0);
     let first = train(cfg.clone(), QUIET).unwrap();
     assert!(first.interrupted);
@@ -184,4 +209,22 @@ fn a_second_run_into_the_same_directory_is_refused() {
     train(cfg.clone(), QUIET).unwrap();
     let err = train(cfg, QUIET).unwrap_err().to_string();
     assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn an_ema_with_zero_decay_is_the_weights_after_every_step() {
+    // ema = 0 * ema + 1 * w after each update, so the checkpoint's EMA must equal the weights
+    // bit for bit; a loop that skipped an update (the last one, say) would leave older values.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path());
+    cfg.train.epochs = 1.0;
+    cfg.optim.ema_decay = Some(0.0);
+    train(cfg, QUIET).unwrap();
+    let file = checkpoint::read(&last_checkpoint(tmp.path())).unwrap();
+    assert_eq!(file.ema.len(), file.model.len());
+    for (e, m) in file.ema.iter().zip(&file.model) {
+        assert_eq!(e.name, m.name);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&e.data), bits(&m.data), "{}", e.name);
+    }
 }
