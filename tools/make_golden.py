@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generate the PyTorch golden fixtures read by crates/parnet-core/tests/pytorch_golden.rs.
+"""Generate the PyTorch golden fixtures read by parnet-core/tests/pytorch_golden.rs.
 
-Writes three safetensors files into crates/parnet-core/tests/fixtures/ (or --out DIR):
+Writes three safetensors files into parnet-core/tests/fixtures/ (or --out DIR):
 
 conv2d.safetensors
     One group of tensors per case, named `<case>.<tensor>`:
@@ -33,7 +33,7 @@ the largest float32-vs-float64 difference per file, as a guide to the tolerances
 can use. Re-running the script gives byte-identical files.
 
 Usage:
-    python3 tools/make_golden.py            # writes crates/parnet-core/tests/fixtures/*.safetensors
+    python3 tools/make_golden.py            # writes parnet-core/tests/fixtures/*.safetensors
     python3 tools/make_golden.py --out DIR
 """
 

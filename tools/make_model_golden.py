@@ -1,6 +1,6 @@
 """Whole-model agreement fixtures: tiny ParNets built by tools/parnet_reference.py.
 
-For each case writes two files into crates/parnet-core/tests/fixtures/:
+For each case writes two files into parnet-core/tests/fixtures/:
 
 * `parnet_<case>.weights.safetensors`: the state_dict under its official keys (float32;
   `num_batches_tracked` as int64 scalars), loadable by `parnet_core::io::load_module`.

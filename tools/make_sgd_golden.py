@@ -1,6 +1,6 @@
 """Golden values for parnet-core's SGD: a few torch.optim.SGD steps (momentum 0.9, Nesterov,
 weight decay only on >1-D parameters, as timm's add_weight_decay) on fixed weights and
-gradients. Writes crates/parnet-core/tests/fixtures/sgd.safetensors (deterministic).
+gradients. Writes parnet-core/tests/fixtures/sgd.safetensors (deterministic).
 
     python3 tools/make_sgd_golden.py
 """
@@ -29,5 +29,5 @@ for k, ((gw, gb), lr) in enumerate(zip(grads, lrs)):
     out[f"w{k + 1}"] = pw.detach().float()
     out[f"b{k + 1}"] = pb.detach().float()
 out["lrs"] = torch.tensor(lrs, dtype=torch.float32)
-save_file({k: v.contiguous() for k, v in sorted(out.items())}, "crates/parnet-core/tests/fixtures/sgd.safetensors")
+save_file({k: v.contiguous() for k, v in sorted(out.items())}, "parnet-core/tests/fixtures/sgd.safetensors")
 print("wrote sgd.safetensors:", sorted(out))

@@ -10,7 +10,7 @@ use crate::evaluate::Tta;
 use crate::schedule::Schedule;
 
 /// The default job's configuration (`configs/synthetic.toml`, compiled in).
-pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/synthetic.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../configs/synthetic.toml");
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse_validate_and_roundtrip() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

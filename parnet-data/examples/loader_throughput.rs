@@ -20,7 +20,7 @@ fn data_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("PARNET_DATA") {
         return dir.into();
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10/train")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train")
 }
 
 /// Runs one full epoch (batch 256) and returns images/s.

@@ -62,7 +62,7 @@ pub fn real_data_dir() -> PathBuf {
     match std::env::var("PARNET_DATA") {
         Ok(dir) => PathBuf::from(dir),
         Err(_) => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10/train")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train")
         }
     }
 }

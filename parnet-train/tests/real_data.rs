@@ -14,7 +14,7 @@ fn real_data_dir() -> PathBuf {
     match std::env::var("PARNET_DATA") {
         Ok(dir) => PathBuf::from(dir),
         Err(_) => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10/train")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train")
         }
     }
 }
@@ -28,7 +28,7 @@ fn a_short_real_cifar10_run_learns_and_its_held_out_split_is_rebuilt_by_eval() {
     let run = tmp.path().join("run");
     let config = tmp.path().join("short.toml");
     let mut cfg = TrainConfig::load(Some(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/cifar10-hour.toml"),
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/cifar10-hour.toml"),
     ))
     .unwrap();
     // 0.1 epoch (70 steps of 64 from the 45,000 training images) at width x0.125, then the
