@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO_ROOT / "crates" / "parnet-core" / "tests" / "fixtures"
+DEFAULT_OUT = REPO_ROOT / "parnet-core" / "tests" / "fixtures"
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1

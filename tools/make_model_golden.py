@@ -38,7 +38,7 @@ from safetensors.torch import load_file
 from parnet_reference import ParNet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "crates", "parnet-core", "tests", "fixtures")
+OUT = os.path.join(HERE, "..", "parnet-core", "tests", "fixtures")
 
 CASES = [
     # name, layout, widths, classes, activation, input size, seed
