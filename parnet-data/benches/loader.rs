@@ -21,9 +21,7 @@ const BATCH: usize = 256;
 fn real_data_dir() -> Option<PathBuf> {
     let dir = match std::env::var("PARNET_DATA") {
         Ok(dir) => PathBuf::from(dir),
-        Err(_) => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train")
-        }
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train"),
     };
     dir.is_dir().then_some(dir)
 }

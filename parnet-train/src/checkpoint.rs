@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use parnet_core::io::{
-    NamedTensor, load_module_tensors, module_tensors, read_tensors, write_tensors,
-};
+use parnet_core::io::{read_tensors, write_tensors};
 use parnet_core::nn::Module;
+use parnet_core::nn::state::{NamedTensor, load_module_tensors, module_tensors};
 use parnet_core::optim::{Ema, Sgd};
 
 use crate::model_io::form;

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use parnet_core::io::{load_module_tensors, read_tensors, save_module};
+use parnet_core::io::{read_tensors, save_module};
 use parnet_core::models::parnet::{Activation, ParNet, ParNetConfig};
 use parnet_core::models::{Network, network_from_metadata};
+use parnet_core::nn::state::load_module_tensors;
 
 use crate::checkpoint;
 

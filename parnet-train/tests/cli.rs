@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use parnet_core::io::{NamedTensor, read_tensors, write_tensors};
+use parnet_core::io::{read_tensors, write_tensors};
 use parnet_core::models::parnet::{ParNet, ParNetConfig};
-use parnet_core::testing::perturb_batch_norms;
+use parnet_core::nn::state::NamedTensor;
+use parnet_core::nn::testing::perturb_batch_norms;
 use parnet_train::model_io::save_model;
 
 fn parnet(args: &[&str]) -> Output {

@@ -13,9 +13,7 @@ use parnet_train::metrics::read_log;
 fn real_data_dir() -> PathBuf {
     match std::env::var("PARNET_DATA") {
         Ok(dir) => PathBuf::from(dir),
-        Err(_) => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train")
-        }
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train"),
     }
 }
 

@@ -88,7 +88,7 @@ fn a_run_stopped_mid_epoch_and_resumed_ends_bit_identical_to_an_uninterrupted_ru
         "{log:?}"
     );
     let file = checkpoint::read(&last_checkpoint(&straight)).unwrap();
-    let names = |ts: &[parnet_core::io::NamedTensor]| -> Vec<String> {
+    let names = |ts: &[parnet_core::nn::state::NamedTensor]| -> Vec<String> {
         ts.iter().map(|t| t.name.clone()).collect()
     };
     assert_eq!(names(&file.ema), names(&file.model));

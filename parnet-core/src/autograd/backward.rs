@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::{BackwardCtx, GradSlot, Link, profile};
+use super::profile;
 use crate::error::{CoreError, Result};
-use crate::ops::parallel::ELEMENTWISE_CHUNK;
+use crate::kernels::parallel::ELEMENTWISE_CHUNK;
+use crate::tensor::graph::{BackwardCtx, GradSlot, Link};
 use crate::tensor::{Buffer, Tensor};
 
 /// How [`Tensor::backward_with_options`] walks the graph.

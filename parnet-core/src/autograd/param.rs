@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::{GradSlot, Link};
 use crate::error::{Result, shape_error};
+use crate::tensor::graph::{GradSlot, Link};
 use crate::tensor::{Buffer, Shape, Tensor};
 
 /// A handle to a trainable parameter; clones share the same storage and gradient.

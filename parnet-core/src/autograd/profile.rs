@@ -91,29 +91,3 @@ fn record(name: &'static str, f: impl FnOnce(&mut OpTime)) {
         f(table.entry(name).or_default());
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Tensor;
-    use crate::ops::activation::silu;
-
-    #[test]
-    fn profiles_forward_and_backward_by_op_and_is_off_afterwards() {
-        let x = Tensor::from_vec(vec![0.5; 64], [64]).unwrap().into_leaf();
-        start_profiling();
-        restart_forward_clock();
-        let y = silu(&silu(&x));
-        let loss = crate::ops::reduce::sum(&y);
-        loss.backward().unwrap();
-        let rows = stop_profiling();
-        let silu_row = rows.iter().find(|(n, _)| *n == "silu").expect("silu timed");
-        assert_eq!(
-            (silu_row.1.forward_calls, silu_row.1.backward_calls),
-            (2, 2)
-        );
-        // Off: nothing is recorded.
-        let _ = silu(&x);
-        assert!(stop_profiling().is_empty());
-    }
-}

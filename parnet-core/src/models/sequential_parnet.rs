@@ -37,15 +37,14 @@
 use crate::Param;
 use crate::error::{Result, invalid, shape_error};
 use crate::models::Network;
-use crate::models::parnet::block::{ConvBn, RepBlock};
+use crate::models::parnet::block::RepBlock;
 use crate::models::parnet::model::FinalLayer;
 use crate::models::parnet::plan::BlockSpec;
 use crate::models::parnet::{Layout, ParNetConfig};
-use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
+use crate::nn::{ConvBn, Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::dropout::dropout;
 use crate::ops::pool::global_avg_pool;
-use crate::reparam::fuse_block;
 use crate::tensor::Tensor;
 
 /// The network's name.
@@ -162,7 +161,11 @@ impl SequentialParNet {
         Ok(SequentialParNet {
             config: self.config.clone(),
             specs: self.specs.clone(),
-            blocks: self.blocks.iter().map(fuse_block).collect::<Result<_>>()?,
+            blocks: self
+                .blocks
+                .iter()
+                .map(RepBlock::fused)
+                .collect::<Result<_>>()?,
             final_layer,
             head: self.head.deep_clone(),
         })
@@ -230,8 +233,9 @@ impl Network for SequentialParNet {
 mod tests {
     use super::*;
     use crate::models::parnet::{ParNet, Plan};
+    use crate::nn::testing::perturb_batch_norms;
     use crate::ops::loss::cross_entropy;
-    use crate::testing::{perturb_batch_norms, random_values, to_f32};
+    use crate::testing::{random_values, to_f32};
 
     fn cifar(mult: f64) -> ParNetConfig {
         let c = ParNetConfig::from_name("parnet-cifar", 10).unwrap();

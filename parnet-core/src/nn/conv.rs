@@ -93,6 +93,14 @@ impl Conv2d {
         conv2d(x, &w, b.as_ref(), self.params)
     }
 
+    /// The output size `(ho, wo)` for an `h x w` input.
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        (
+            self.params.out_len(h, self.kernel),
+            self.params.out_len(w, self.kernel),
+        )
+    }
+
     /// Multiply-adds for an output of `ho x wo` pixels, per image.
     pub fn macs(&self, ho: usize, wo: usize) -> usize {
         ho * wo

@@ -6,11 +6,16 @@
 
 mod batch_norm;
 mod conv;
+mod conv_bn;
 mod init;
 mod linear;
+pub mod state;
+#[doc(hidden)]
+pub mod testing;
 
 pub use batch_norm::BatchNorm2d;
 pub use conv::Conv2d;
+pub use conv_bn::ConvBn;
 pub use init::Init;
 pub use linear::Linear;
 

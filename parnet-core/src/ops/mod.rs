@@ -10,7 +10,6 @@ pub mod dropout;
 pub mod elementwise;
 pub mod linear;
 pub mod loss;
-pub(crate) mod parallel;
 pub mod pool;
 pub mod reduce;
 pub mod rep_merge;

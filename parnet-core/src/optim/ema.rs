@@ -1,7 +1,7 @@
 //! Exponential moving average of a model's weights and buffers (timm's `ModelEmaV2`).
 
-use crate::io::{NamedTensor, module_tensors};
 use crate::nn::Module;
+use crate::nn::state::{NamedTensor, module_tensors};
 
 /// `ema = decay·ema + (1 − decay)·current` after every step, for parameters and float buffers
 /// (BN running statistics); integer buffers (`num_batches_tracked`) are copied.

@@ -2,7 +2,7 @@
 
 use crate::Param;
 use crate::error::{Result, invalid};
-use crate::io::NamedTensor;
+use crate::nn::state::NamedTensor;
 
 /// Hyper-parameters of [`Sgd`] (the learning rate is given at each step by the schedule).
 #[derive(Clone, Copy, Debug, PartialEq)]

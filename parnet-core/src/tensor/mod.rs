@@ -6,6 +6,7 @@
 //! can be built and differentiated on different rayon tasks.
 
 mod buffer;
+pub(crate) mod graph;
 mod shape;
 
 pub use buffer::{
@@ -16,8 +17,8 @@ pub use shape::Shape;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::autograd::{GradSlot, Link};
 use crate::error::{Result, shape_error};
+use graph::{GradSlot, Link};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -154,11 +155,6 @@ impl Tensor {
             return Err(shape_error("item", "expected one element", &[self.dims()]));
         }
         Ok(self.data()[0])
-    }
-
-    /// The same data under another shape with the same number of elements (no copy).
-    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        crate::ops::reshape::reshape(self, shape.into())
     }
 }
 

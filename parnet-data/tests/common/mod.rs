@@ -61,8 +61,6 @@ pub fn make_folder(root: &Path, classes: &[(&str, usize)], size: (u32, u32)) -> 
 pub fn real_data_dir() -> PathBuf {
     match std::env::var("PARNET_DATA") {
         Ok(dir) => PathBuf::from(dir),
-        Err(_) => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train")
-        }
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/cifar10/train"),
     }
 }

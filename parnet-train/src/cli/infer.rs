@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use parnet_core::Tensor;
-use parnet_core::io::{NamedTensor, read_tensors, write_tensors};
+use parnet_core::io::{read_tensors, write_tensors};
 use parnet_core::nn::Ctx;
+use parnet_core::nn::state::NamedTensor;
 
 use crate::model_io::{ModelSpec, load_model};
 

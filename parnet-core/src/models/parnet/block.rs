@@ -5,7 +5,7 @@ use super::config::Activation;
 use super::plan::BlockSpec;
 use crate::Param;
 use crate::error::Result;
-use crate::nn::{BatchNorm2d, Conv2d, Ctx, Init, Module, StateBuffer, join_name};
+use crate::nn::{BatchNorm2d, Conv2d, ConvBn, Ctx, Init, Module, StateBuffer, join_name};
 use crate::ops::activation::sigmoid;
 use crate::ops::batch_norm::batch_norm2d_train_gap;
 use crate::ops::conv2d::Conv2dParams;
@@ -13,66 +13,8 @@ use crate::ops::elementwise::{mul_channel, scale};
 use crate::ops::pool::{avg_pool2d_2x2, global_avg_pool};
 use crate::ops::rep_merge::{BnParams, IdentityBranch, rep_merge_train};
 use crate::ops::{add, channel::channel_shuffle};
+use crate::reparam;
 use crate::tensor::Tensor;
-
-/// A convolution followed by batch norm (keys `<prefix>.conv.*`, `<prefix>.bn.*`).
-pub struct ConvBn {
-    pub conv: Conv2d,
-    pub bn: BatchNorm2d,
-}
-
-impl ConvBn {
-    pub fn new(
-        prefix: &str,
-        cin: usize,
-        cout: usize,
-        kernel: usize,
-        params: Conv2dParams,
-        init: Init,
-    ) -> Result<ConvBn> {
-        Ok(ConvBn {
-            conv: Conv2d::new(
-                &join_name(prefix, "conv"),
-                cin,
-                cout,
-                kernel,
-                params,
-                false,
-                init,
-            )?,
-            bn: BatchNorm2d::new(&join_name(prefix, "bn"), cout)?,
-        })
-    }
-
-    pub fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x, ctx.track_grad)?, ctx)
-    }
-
-    /// The conv with the BN folded in (eval statistics): `W' = t·W`, `b = β − μ·t`,
-    /// `t = γ/sqrt(σ²+ε)` (spec 5.1), in f64.
-    pub fn folded(&self) -> (Vec<f64>, Vec<f64>) {
-        let (t, c) = self.bn.eval_affine();
-        let w = self.conv.weight.to_vec();
-        let per_out = w.len() / t.len();
-        let weight = w
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| v as f64 * t[i / per_out])
-            .collect();
-        (weight, c)
-    }
-}
-
-impl Module for ConvBn {
-    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
-        self.conv.visit_params(f);
-        self.bn.visit_params(f);
-    }
-
-    fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
-        self.bn.visit_buffers(f);
-    }
-}
 
 /// The conv branches of a block. (The deploy form is smaller; blocks are few, so no boxing.)
 #[allow(clippy::large_enum_variant)]
@@ -273,6 +215,31 @@ impl RepBlock {
     /// Whether this block is in deploy form.
     pub fn is_fused(&self) -> bool {
         matches!(self.branches, Branches::Fused { .. })
+    }
+
+    /// The deploy form: `rbr_reparam` (3x3 conv with bias) replaces `rbr_dense` and `rbr_1x1`
+    /// ([`reparam::merge_branches`]); identity BN and SE are copied. A fused block is returned as
+    /// a copy.
+    pub fn fused(&self) -> Result<RepBlock> {
+        let spec = &self.spec;
+        let conv = match &self.branches {
+            Branches::Fused { conv } => conv.deep_clone(),
+            Branches::Train { dense, one_by_one } => reparam::merge_branches(
+                &join_name(&spec.prefix, "rbr_reparam"),
+                dense,
+                one_by_one,
+                spec.stride,
+                spec.groups,
+            )?,
+        };
+        Ok(RepBlock {
+            spec: spec.clone(),
+            branches: Branches::Fused { conv },
+            identity: self.identity.as_ref().map(|bn| bn.deep_clone()),
+            se: self.se.deep_clone(),
+            activation: self.activation,
+            gate_factor: self.gate_factor,
+        })
     }
 }
 

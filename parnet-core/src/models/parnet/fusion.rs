@@ -8,7 +8,6 @@ use crate::Param;
 use crate::error::Result;
 use crate::nn::{BatchNorm2d, Ctx, Init, Module, StateBuffer};
 use crate::ops::channel::interleave_channels;
-use crate::reparam::fuse_block;
 use crate::tensor::Tensor;
 
 pub struct FusionBlock {
@@ -46,7 +45,7 @@ impl FusionBlock {
         Ok(FusionBlock {
             bn_stream: self.bn_stream.deep_clone(),
             bn_previous: self.bn_previous.deep_clone(),
-            block: fuse_block(&self.block)?,
+            block: self.block.fused()?,
         })
     }
 }

@@ -14,4 +14,6 @@ pub use model::ParNet;
 pub use plan::Plan;
 
 #[cfg(test)]
+mod reparam_tests;
+#[cfg(test)]
 mod tests;

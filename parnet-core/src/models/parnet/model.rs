@@ -1,18 +1,18 @@
 //! The whole network in the forward order of spec 2.11, with the three streams on concurrent
 //! rayon tasks.
 
-use super::block::{ConvBn, RepBlock};
+use super::block::RepBlock;
 use super::config::{Activation, ParNetConfig};
 use super::fusion::FusionBlock;
 use super::info::ModelInfo;
 use super::plan::{FinalSpec, Plan};
 use crate::Param;
 use crate::error::{Result, invalid, shape_error};
-use crate::nn::{Conv2d, Ctx, Init, Linear, Module, StateBuffer};
+use crate::nn::{Conv2d, ConvBn, Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::dropout::dropout;
 use crate::ops::pool::global_avg_pool;
-use crate::reparam::fuse_block;
+use crate::reparam::fold_into_conv;
 use crate::tensor::Tensor;
 
 /// The layer after the last fusion.
@@ -40,20 +40,8 @@ impl FinalLayer {
     /// prefix as the conv).
     pub fn fused(&self) -> Result<FinalLayer> {
         Ok(match self {
-            FinalLayer::Block(b) => FinalLayer::Block(fuse_block(b)?),
-            FinalLayer::ConvBn(cb) => {
-                let (w, b) = cb.folded();
-                let c = &cb.conv;
-                FinalLayer::Conv(Conv2d::from_values(
-                    c.weight.name().trim_end_matches(".weight"),
-                    w.iter().map(|&v| v as f32).collect(),
-                    Some(b.iter().map(|&v| v as f32).collect()),
-                    c.in_channels,
-                    c.out_channels,
-                    1,
-                    c.params,
-                )?)
-            }
+            FinalLayer::Block(b) => FinalLayer::Block(b.fused()?),
+            FinalLayer::ConvBn(cb) => FinalLayer::Conv(fold_into_conv(cb)?),
             FinalLayer::Conv(c) => FinalLayer::Conv(c.deep_clone()),
         })
     }
@@ -201,8 +189,12 @@ impl ParNet {
 
     /// The deploy model (spec 5): every block reparameterized, the CIFAR final conv's BN folded.
     pub fn fused(&self) -> Result<ParNet> {
-        let fuse_all =
-            |blocks: &[RepBlock]| blocks.iter().map(fuse_block).collect::<Result<Vec<_>>>();
+        let fuse_all = |blocks: &[RepBlock]| {
+            blocks
+                .iter()
+                .map(RepBlock::fused)
+                .collect::<Result<Vec<_>>>()
+        };
         let mut streams: [Vec<RepBlock>; 3] = Default::default();
         for (out, blocks) in streams.iter_mut().zip(&self.streams) {
             *out = fuse_all(blocks)?;
@@ -213,7 +205,7 @@ impl ParNet {
             plan: self.plan.clone(),
             stem: fuse_all(&self.stem)?,
             streams,
-            down0: fuse_block(&self.down0)?,
+            down0: RepBlock::fused(&self.down0)?,
             fuse1: self.fuse1.fused()?,
             fuse2: self.fuse2.fused()?,
             final_layer,

@@ -1,9 +1,10 @@
 //! ParNet structure checks from PARNET-SPEC sections 4, 6 and 12.
 
 use super::*;
+use crate::nn::testing::perturb_batch_norms;
 use crate::nn::{Ctx, Module};
 use crate::ops::{mean, sum};
-use crate::testing::{perturb_batch_norms, random_values, to_f32};
+use crate::testing::{random_values, to_f32};
 use crate::{BackwardOptions, Tensor};
 
 /// (variant, classes, params train graph, params fused), spec 6.1 and section 3.

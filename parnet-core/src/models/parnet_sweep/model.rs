@@ -6,13 +6,12 @@ use crate::Param;
 use crate::error::{Result, shape_error};
 use crate::models::Network;
 use crate::models::parnet::ModelInfo;
-use crate::models::parnet::block::{ConvBn, RepBlock};
+use crate::models::parnet::block::RepBlock;
 use crate::models::parnet::fusion::FusionBlock;
 use crate::models::parnet::model::FinalLayer;
-use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
+use crate::nn::{ConvBn, Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::pool::global_avg_pool;
-use crate::reparam::fuse_block;
 use crate::tensor::Tensor;
 
 /// Non-identity gates are doubled, as in ParNet's default (official code).
@@ -40,7 +39,7 @@ fn run_chain(blocks: &[RepBlock], x: Tensor, ctx: Ctx) -> Result<Tensor> {
 }
 
 fn fuse_all(blocks: &[RepBlock]) -> Result<Vec<RepBlock>> {
-    blocks.iter().map(fuse_block).collect()
+    blocks.iter().map(RepBlock::fused).collect()
 }
 
 impl SweepNet {
@@ -163,7 +162,7 @@ impl SweepNet {
                 .iter()
                 .map(|s| fuse_all(s))
                 .collect::<Result<_>>()?,
-            down0: self.down0.as_ref().map(fuse_block).transpose()?,
+            down0: self.down0.as_ref().map(RepBlock::fused).transpose()?,
             fusions: self
                 .fusions
                 .iter()

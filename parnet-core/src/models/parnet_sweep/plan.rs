@@ -3,7 +3,8 @@
 //! read off the same plan (through [`LayerInfo`] and [`longest_path`]), so they cannot drift
 //! apart.
 
-use super::spec::SweepSpec;
+use super::spec::{MAX_WIDTH, SweepSpec};
+use crate::error::{Result, invalid};
 use crate::models::parnet::info::{LayerInfo, ModelInfo, longest_path};
 use crate::models::parnet::plan::{BlockSpec, FusionSpec};
 
@@ -177,5 +178,80 @@ impl SweepPlan {
             depth: longest_path(&layers),
             layers,
         }
+    }
+}
+
+/// What a member costs, read off its plan.
+impl SweepSpec {
+    /// The member's blocks as data.
+    pub fn plan(&self) -> SweepPlan {
+        SweepPlan::new(self)
+    }
+
+    /// Counts, depth and per-layer shapes at a square `image_size` input.
+    pub fn info(&self, image_size: usize) -> ModelInfo {
+        self.plan().info(image_size)
+    }
+
+    /// Longest input-to-output path in layers: blocks, the final 1x1 conv and the classifier
+    /// (the fusion BNs do not count), as spec section 4 counts ParNet.
+    pub fn depth(&self) -> usize {
+        self.info(self.size_multiple()).depth
+    }
+
+    /// Multiply-adds per image of the training graph at `image_size x image_size`.
+    pub fn macs(&self, image_size: usize) -> usize {
+        self.info(image_size).macs_train
+    }
+
+    /// Trainable parameters of the training graph.
+    pub fn params(&self) -> usize {
+        self.info(self.size_multiple()).params_train
+    }
+
+    /// The member with `streams` and `blocks` whose even width gives the multiply-adds closest
+    /// to `target` at `image_size` (ties: the narrower width).
+    pub fn matching_macs(
+        streams: usize,
+        blocks: usize,
+        target: usize,
+        image_size: usize,
+        num_classes: usize,
+    ) -> Result<SweepSpec> {
+        let at = |width: usize| SweepSpec::new(streams, blocks, width, num_classes);
+        let narrowest = at(2)?;
+        let m = narrowest.size_multiple();
+        if image_size == 0 || !image_size.is_multiple_of(m) {
+            return Err(invalid(
+                "sweep",
+                format!("image size {image_size} must be a positive multiple of {m}"),
+            ));
+        }
+        if target == 0 {
+            return Err(invalid("sweep", "the multiply-add target must be positive"));
+        }
+        let macs = |half: usize| at(2 * half).map(|s| s.macs(image_size));
+        // Multiply-adds grow strictly with the width: find the first half-width reaching target.
+        let (mut lo, mut hi) = (1, MAX_WIDTH / 2);
+        if macs(hi)? < target {
+            return Err(invalid(
+                "sweep",
+                format!(
+                    "{target} multiply-adds need a width above {MAX_WIDTH} for {streams} streams of {blocks} blocks"
+                ),
+            ));
+        }
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if macs(mid)? >= target {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        if lo > 1 && target - macs(lo - 1)? <= macs(lo)? - target {
+            lo -= 1;
+        }
+        at(2 * lo)
     }
 }

@@ -5,62 +5,21 @@
 use super::BlockKind;
 use crate::Param;
 use crate::error::Result;
-use crate::nn::{BatchNorm2d, Conv2d, Ctx, Init, Module, StateBuffer, join_name};
+use crate::nn::{ConvBn, Ctx, Init, Module, StateBuffer, join_name};
 use crate::ops::activation::relu;
 use crate::ops::add;
 use crate::ops::conv2d::Conv2dParams;
 use crate::tensor::Tensor;
 
-/// Output length of a convolution (or pool) along one axis.
-pub(crate) fn conv_out_len(len: usize, kernel: usize, params: Conv2dParams) -> usize {
-    (len + 2 * params.padding - kernel) / params.stride + 1
-}
-
-/// A convolution (no bias) and the batch norm after it.
-pub struct ConvBnPair {
-    pub conv: Conv2d,
-    pub bn: BatchNorm2d,
-}
-
-impl ConvBnPair {
-    /// Keys `conv_name.weight` and `bn_name.{weight, bias, running_*}`; padding `kernel / 2`.
-    fn new(
-        conv_name: &str,
-        bn_name: &str,
-        (cin, cout, kernel, stride): (usize, usize, usize, usize),
-        init: Init,
-    ) -> Result<ConvBnPair> {
-        let params = Conv2dParams::new(stride, kernel / 2, 1);
-        Ok(ConvBnPair {
-            conv: Conv2d::new(conv_name, cin, cout, kernel, params, false, init)?,
-            bn: BatchNorm2d::new(bn_name, cout)?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x, ctx.track_grad)?, ctx)
-    }
-
-    /// Multiply-adds per image for an `h x w` input, and the output size.
-    pub fn macs(&self, (h, w): (usize, usize)) -> (usize, (usize, usize)) {
-        let k = self.conv.kernel;
-        let out = (
-            conv_out_len(h, k, self.conv.params),
-            conv_out_len(w, k, self.conv.params),
-        );
-        (self.conv.macs(out.0, out.1), out)
-    }
-}
-
-impl Module for ConvBnPair {
-    fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
-        self.conv.visit_params(f);
-        self.bn.visit_params(f);
-    }
-
-    fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
-        self.bn.visit_buffers(f);
-    }
+/// A conv (no bias, padding `kernel / 2`, one group) and its BN, under torchvision's names.
+fn resnet_conv_bn(
+    conv_name: &str,
+    bn_name: &str,
+    (cin, cout, kernel, stride): (usize, usize, usize, usize),
+    init: Init,
+) -> Result<ConvBn> {
+    let params = Conv2dParams::new(stride, kernel / 2, 1);
+    ConvBn::with_names(conv_name, bn_name, (cin, cout, kernel), params, init)
 }
 
 /// One residual block: `relu(main(x) + shortcut(x))`, where `main` is the conv/BN chain with a
@@ -68,10 +27,10 @@ impl Module for ConvBnPair {
 pub struct ResidualBlock {
     pub kind: BlockKind,
     /// `conv1/bn1, conv2/bn2` (basic) or `conv1/bn1 .. conv3/bn3` (bottleneck).
-    pub main: Vec<ConvBnPair>,
+    pub main: Vec<ConvBn>,
     /// `downsample.0` (1x1 conv, stride s) and `downsample.1` (BN): present when the stride is
     /// not 1 or the channel count changes (torchvision's rule; option B of He et al.).
-    pub downsample: Option<ConvBnPair>,
+    pub downsample: Option<ConvBn>,
     pub in_channels: usize,
     pub out_channels: usize,
     pub stride: usize,
@@ -103,11 +62,11 @@ impl ResidualBlock {
             .map(|(i, shape)| {
                 let conv = join_name(prefix, &format!("conv{}", i + 1));
                 let bn = join_name(prefix, &format!("bn{}", i + 1));
-                ConvBnPair::new(&conv, &bn, shape, init)
+                resnet_conv_bn(&conv, &bn, shape, init)
             })
             .collect::<Result<Vec<_>>>()?;
         let downsample = if stride != 1 || in_channels != out_channels {
-            Some(ConvBnPair::new(
+            Some(resnet_conv_bn(
                 &join_name(prefix, "downsample.0"),
                 &join_name(prefix, "downsample.1"),
                 (in_channels, out_channels, 1, stride),

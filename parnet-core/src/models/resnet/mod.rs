@@ -18,7 +18,7 @@
 mod block;
 mod model;
 
-pub use block::{ConvBnPair, ResidualBlock};
+pub use block::ResidualBlock;
 pub use model::ResNet;
 
 use crate::error::{Result, invalid};

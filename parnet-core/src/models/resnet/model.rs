@@ -1,6 +1,6 @@
 //! The whole ResNet: stem, stages of residual blocks, global average pool, linear classifier.
 
-use super::block::{ResidualBlock, conv_out_len};
+use super::block::ResidualBlock;
 use super::{ResNetConfig, Stem};
 use crate::Param;
 use crate::error::{Result, shape_error};
@@ -93,11 +93,7 @@ impl ResNet {
 
     /// Multiply-adds per image (convs, projections and the classifier) at `h x w`.
     pub fn macs_at(&self, h: usize, w: usize) -> usize {
-        let k = self.conv1.kernel;
-        let mut size = (
-            conv_out_len(h, k, self.conv1.params),
-            conv_out_len(w, k, self.conv1.params),
-        );
+        let mut size = self.conv1.out_size(h, w);
         let mut total = self.conv1.macs(size.0, size.1);
         if self.config.stem == Stem::ImageNet {
             let pool = MaxPool2dParams::RESNET_STEM;

@@ -1,58 +1,30 @@
 //! Pointwise activations: [`relu`], [`silu`] (`x * sigmoid(x)`) and [`sigmoid`].
 //!
 //! Each op keeps nothing extra for its backward: relu and silu read their input, sigmoid its
-//! output. The single-threaded slice kernels (`*_forward`, `*_backward`, `*_in_place`) are public so
-//! that fused layers can apply an activation inside their own parallel loops. The ops themselves
-//! run the kernels over fixed chunks on rayon, so results do not depend on the thread count.
+//! output. The ops run the slice kernels of [`crate::kernels::activation`] over fixed chunks on
+//! rayon, so results do not depend on the thread count.
 
-pub mod fast_exp;
 pub mod relu;
 pub mod sigmoid;
 pub mod silu;
 
-pub use fast_exp::exp_f32;
-pub use relu::{relu, relu_backward, relu_forward, relu_in_place, relu_reference};
-pub use sigmoid::{
-    sigmoid, sigmoid_backward, sigmoid_forward, sigmoid_in_place, sigmoid_reference,
-};
-pub use silu::{silu, silu_backward, silu_forward, silu_in_place, silu_reference};
+pub use relu::{relu, relu_reference};
+pub use sigmoid::{sigmoid, sigmoid_reference};
+pub use silu::{silu, silu_reference};
+
+pub use crate::kernels::activation::Activation;
 
 use rayon::prelude::*;
 
-use crate::ops::parallel::ELEMENTWISE_CHUNK;
+use crate::kernels::parallel::ELEMENTWISE_CHUNK;
 use crate::tensor::Buffer;
 
-/// The block activation. The paper uses SiLU; the released configs build ReLU (spec 2.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    Silu,
-    Relu,
-}
-
 impl Activation {
-    pub fn parse(s: &str) -> crate::error::Result<Activation> {
-        match s.to_ascii_lowercase().as_str() {
-            "silu" | "swish" => Ok(Activation::Silu),
-            "relu" => Ok(Activation::Relu),
-            other => Err(crate::error::invalid(
-                "activation",
-                format!("unknown activation {other:?} (expected silu or relu)"),
-            )),
-        }
-    }
-
     /// The activation applied to `x`.
     pub fn apply(self, x: &crate::Tensor) -> crate::Tensor {
         match self {
             Activation::Silu => silu(x),
             Activation::Relu => relu(x),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Silu => "silu",
-            Activation::Relu => "relu",
         }
     }
 }

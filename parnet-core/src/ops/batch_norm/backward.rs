@@ -8,10 +8,10 @@
 
 use rayon::prelude::*;
 
-use super::forward::{gradient_sums, plane};
+use super::forward::plane;
 use super::planes_by_channel;
 use crate::autograd::{BackwardCtx, BackwardOp};
-use crate::kernels::simd::avx2_kernel;
+use crate::kernels::batch_norm::{gradient_sums, input_gradient_plane};
 use crate::tensor::Buffer;
 
 /// Backward state of [`super::batch_norm2d_train`] / [`super::batch_norm2d_eval`]; inputs are
@@ -96,14 +96,4 @@ impl BackwardOp for BatchNormBackward {
             .then(|| Buffer::from_fn(c, |ch| sums[ch].0 as f32));
         vec![dx, dgamma, dbeta]
     }
-}
-
-avx2_kernel! {
-/// `dx[i] = a * (dy[i] - b - ((x[i] - mean) - mean_lo) * k)`.
-fn input_gradient_plane / input_gradient_plane_portable(dy: &[f32], x: &[f32], means: (f32, f32), coefficients: (f32, f32, f32), dx: &mut [f32]) {
-    let ((mean, mean_lo), (a, b, k)) = (means, coefficients);
-    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-        *d = a * (g - b - ((v - mean) - mean_lo) * k);
-    }
-}
 }

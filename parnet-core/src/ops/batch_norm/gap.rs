@@ -16,9 +16,10 @@
 use rayon::prelude::*;
 
 use super::forward::moments_and_plane_means;
-use super::{BatchMoments, affine_plane, check_training_shapes, plane, planes_by_channel};
+use super::{BatchMoments, check_training_shapes, plane, planes_by_channel};
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::Result;
+use crate::kernels::batch_norm::affine_plane;
 use crate::tensor::{Buffer, Tensor};
 
 const OP: &str = "batch_norm2d_train_gap";

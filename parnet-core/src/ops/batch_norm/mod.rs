@@ -23,9 +23,7 @@ pub use reference::{
 use crate::error::{Result, invalid, shape_error};
 use crate::tensor::{Buffer, Tensor};
 use backward::BatchNormBackward;
-pub(crate) use forward::{
-    ChannelMoments, affine_plane, channel_moments, gradient_sums, plane, shifted_moments,
-};
+pub(crate) use forward::{ChannelMoments, channel_moments, plane, shifted_moments};
 
 /// Per-channel statistics of a training batch: mean and UNBIASED variance (n-1), as PyTorch uses
 /// for `running_var`.

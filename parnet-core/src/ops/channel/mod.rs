@@ -16,7 +16,7 @@ pub use shuffle::{
 
 use rayon::prelude::*;
 
-use crate::ops::pool::planes_per_task;
+use crate::kernels::parallel::planes_per_task;
 
 /// Fills every plane `p` of `out` (planes of `plane_len` floats) with a copy of `source(p)`, on
 /// rayon over groups of planes.

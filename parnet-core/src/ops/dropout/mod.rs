@@ -6,7 +6,7 @@
 
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, invalid};
-use crate::ops::parallel::ELEMENTWISE_CHUNK;
+use crate::kernels::parallel::ELEMENTWISE_CHUNK;
 use crate::tensor::{Buffer, Tensor};
 use rayon::prelude::*;
 

@@ -2,7 +2,7 @@
 
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, shape_error};
-use crate::ops::parallel::zip_map_into;
+use crate::kernels::parallel::zip_map_into;
 use crate::tensor::{Buffer, Tensor};
 
 /// `a + b`; both operands must have the same shape.

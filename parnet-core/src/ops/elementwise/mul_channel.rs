@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, shape_error};
-use crate::ops::pool::planes_per_task;
+use crate::kernels::parallel::planes_per_task;
 use crate::tensor::{Buffer, Tensor};
 
 /// `out[n, c, h, w] = x[n, c, h, w] * s[n, c, 0, 0]`. Errors unless `x` is rank 4 and `s` is

@@ -1,7 +1,7 @@
 //! `scale(x, alpha) = alpha * x`; the gradient is `alpha * dy`.
 
 use crate::autograd::{BackwardCtx, BackwardOp};
-use crate::ops::parallel::map_into;
+use crate::kernels::parallel::map_into;
 use crate::tensor::{Buffer, Tensor};
 
 /// `alpha * x` elementwise, any shape.

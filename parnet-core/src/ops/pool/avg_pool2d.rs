@@ -4,9 +4,10 @@
 
 use rayon::prelude::*;
 
-use super::{nchw, planes_per_task};
+use super::nchw;
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, shape_error};
+use crate::kernels::parallel::planes_per_task;
 use crate::tensor::{Buffer, Tensor};
 
 /// 2x2 average pool with stride 2. Errors unless rank 4 with `H >= 2` and `W >= 2`.

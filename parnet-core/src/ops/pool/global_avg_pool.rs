@@ -3,9 +3,10 @@
 
 use rayon::prelude::*;
 
-use super::{nchw, planes_per_task};
+use super::nchw;
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, shape_error};
+use crate::kernels::parallel::planes_per_task;
 use crate::tensor::{Buffer, Tensor};
 
 /// Global average pool, `[N, C, H, W] -> [N, C, 1, 1]`. Errors unless rank 4 with `H, W >= 1`.

@@ -11,9 +11,10 @@
 
 use rayon::prelude::*;
 
-use super::{nchw, planes_per_task};
+use super::nchw;
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, invalid, shape_error};
+use crate::kernels::parallel::planes_per_task;
 use crate::tensor::{Buffer, Tensor};
 
 const OP: &str = "max_pool2d";

@@ -19,15 +19,6 @@ pub use max_pool2d::{
     MaxPool2dParams, max_pool2d, max_pool2d_backward, max_pool2d_forward, max_pool2d_reference,
 };
 
-use crate::ops::parallel::ELEMENTWISE_CHUNK;
-
-/// How many `(n, c)` planes of `plane_len` floats one rayon task handles: about
-/// [`ELEMENTWISE_CHUNK`] floats, at least one plane. Depends only on the shape, never on the
-/// thread count. (Shared by the plane-wise ops in `pool`, `channel` and `elementwise`.)
-pub(crate) fn planes_per_task(plane_len: usize) -> usize {
-    (ELEMENTWISE_CHUNK / plane_len.max(1)).max(1)
-}
-
 /// `(n, c, h, w)` of a rank-4 tensor, or a shape error naming `op`.
 pub(crate) fn nchw(
     op: &'static str,

@@ -1,7 +1,7 @@
 //! Reductions to a scalar: `sum` and `mean`.
 
 use crate::autograd::{BackwardCtx, BackwardOp};
-use crate::ops::parallel::sum_f64;
+use crate::kernels::parallel::sum_f64;
 use crate::tensor::{Buffer, Tensor};
 
 /// Sum of all elements, as a one-element tensor of shape `[]`.

@@ -5,10 +5,11 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{InputGradient, input_grad_plane, output_grad_plane};
 use super::{OP, Params, RepMergeBackward};
 use crate::autograd::{BackwardCtx, BackwardOp};
-use crate::ops::batch_norm::{ChannelMoments, gradient_sums, planes_by_channel};
+use crate::kernels::batch_norm::gradient_sums;
+use crate::kernels::rep_merge::{InputGradient, input_grad_plane, output_grad_plane};
+use crate::ops::batch_norm::{ChannelMoments, planes_by_channel};
 use crate::tensor::Buffer;
 
 /// The planes of `buffer` (if any) grouped by channel, or `None` for every channel.

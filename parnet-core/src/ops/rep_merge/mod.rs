@@ -21,7 +21,6 @@
 //! [`batch_norm2d_train_gap`]: crate::ops::batch_norm::batch_norm2d_train_gap
 
 mod backward;
-mod kernels;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -31,13 +30,13 @@ pub use reference::rep_merge_train_reference;
 use rayon::prelude::*;
 
 use crate::error::{Result, invalid, shape_error};
+use crate::kernels::rep_merge::{Affine, PlaneMerge, forward_plane};
 use crate::ops::activation::Activation;
 use crate::ops::batch_norm::{
     BatchMoments, BatchStats, ChannelMoments, channel_moments, check_shapes, check_training_shapes,
     plane, shifted_moments,
 };
 use crate::tensor::{Buffer, Tensor};
-use kernels::{Affine, PlaneMerge, forward_plane};
 
 const OP: &str = "rep_merge_train";
 

@@ -2,7 +2,16 @@
 
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::{Result, shape_error};
+use crate::tensor::graph::{Link, OpNode};
 use crate::tensor::{Buffer, Shape, Tensor};
+
+impl Tensor {
+    /// The same data under another shape with the same number of elements (no copy); see
+    /// [`reshape`].
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        reshape(self, shape.into())
+    }
+}
 
 /// `x` viewed as `shape` (same number of elements). The data is shared, not copied.
 pub fn reshape(x: &Tensor, shape: Shape) -> Result<Tensor> {
@@ -14,12 +23,12 @@ pub fn reshape(x: &Tensor, shape: Shape) -> Result<Tensor> {
         ));
     }
     let link = if x.requires_grad() {
-        crate::autograd::Link::Op(crate::autograd::OpNode {
+        Link::Op(OpNode {
             op: Box::new(ReshapeBackward),
             inputs: vec![x.clone()],
         })
     } else {
-        crate::autograd::Link::Constant
+        Link::Constant
     };
     Ok(Tensor::with_link(x.buffer().clone(), shape, link))
 }

@@ -6,10 +6,10 @@ use crate::models::Network;
 use crate::models::parnet::Activation;
 use crate::models::parnet_sweep::spec::MAX_STREAMS;
 use crate::models::parnet_sweep::{SweepNet, SweepSpec};
+use crate::nn::testing::perturb_batch_norms;
 use crate::nn::{Ctx, Module};
 use crate::ops::loss::cross_entropy;
 use crate::ops::mean;
-use crate::testing::perturb_batch_norms;
 use crate::{BackwardOptions, Buffer, Tensor};
 #[test]
 fn names_round_trip_and_bad_names_are_refused() {

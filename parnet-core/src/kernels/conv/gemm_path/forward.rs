@@ -1,13 +1,12 @@
-//! Forward kernel: the direct path where it applies; otherwise, per image and band of output rows,
-//! `weight_g x im2col(x_g)` through the engine GEMM for each group (1x1 stride-1 unpadded
-//! convolutions multiply by the image directly).
+//! Forward through GEMM: per image and band of output rows, `weight_g x im2col(x_g)` through the
+//! engine GEMM for each group (1x1 stride-1 unpadded convolutions multiply by the image
+//! directly).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{Conv2dGeometry, Conv2dParams};
-use crate::error::{Result, shape_error};
+use crate::kernels::conv::Conv2dGeometry;
 use crate::kernels::im2col::{PatchGeometry, im2col};
 use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
@@ -21,10 +20,10 @@ const MIN_BAND_PIXELS: usize = 192;
 const COL_BUDGET: usize = 1 << 18;
 /// From this many image chunks on, rayon tasks take whole chunks; below it, (chunk, band, block
 /// of output channels) tiles.
-pub(super) const CHUNK_TASKS_MIN_CHUNKS: usize = 8;
+pub(crate) const CHUNK_TASKS_MIN_CHUNKS: usize = 8;
 /// Below [`CHUNK_TASKS_MIN_CHUNKS`], output channels are split into blocks until there are this
 /// many tiles (so both cores of the target machine and a few more are busy) ...
-pub(super) const MIN_TASKS: usize = 4;
+pub(crate) const MIN_TASKS: usize = 4;
 /// ... but blocks keep at least this many output channels (each block repeats the im2col).
 const MIN_BLOCK_CHANNELS: usize = 256;
 
@@ -32,7 +31,7 @@ const MIN_BLOCK_CHANNELS: usize = 256;
 /// `COL_BUDGET / taps` pixels (within `MIN_BAND_PIXELS..=MAX_BAND_PIXELS`), and, when a whole
 /// image fits in one band, chunks of several images laid side by side in one tile. Depends only
 /// on the shape.
-pub(super) struct Tiling {
+pub(crate) struct Tiling {
     pub bands: Vec<Range<usize>>,
     /// Images per chunk (more than 1 only with a single band).
     pub images: usize,
@@ -93,7 +92,7 @@ impl Tiling {
 
 /// Splits `0..len` into at most `wanted` near-equal blocks of at least `min_len` (one block if
 /// `len < 2 * min_len`), returned as ranges.
-pub(super) fn blocks(len: usize, wanted: usize, min_len: usize) -> Vec<Range<usize>> {
+pub(crate) fn blocks(len: usize, wanted: usize, min_len: usize) -> Vec<Range<usize>> {
     let count = wanted.clamp(1, (len / min_len.max(1)).max(1));
     let size = len.div_ceil(count);
     (0..len)
@@ -107,7 +106,7 @@ pub(super) fn blocks(len: usize, wanted: usize, min_len: usize) -> Vec<Range<usi
 /// Returns it as a `[channels * KH * KW, images * band pixels]` view, of the image itself when
 /// `in_place`, else written into `col`.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn tile_columns<'a>(
+pub(crate) fn tile_columns<'a>(
     geo: &Conv2dGeometry,
     x_chunk: &'a [f32],
     images: usize,
@@ -149,52 +148,15 @@ pub(super) fn tile_columns<'a>(
     MatRef::row_major(&col[..taps * pixels], taps, pixels)
 }
 
-/// Graph-free forward on slices: `out` (`[N, Cout, Ho, Wo]`, overwritten) = conv of `x`
-/// (`x_dims`) with `w` (`w_dims`) plus `bias` (`[Cout]`). Rejects inconsistent shapes or lengths.
-pub fn conv2d_forward(
-    x: &[f32],
-    x_dims: [usize; 4],
-    w: &[f32],
-    w_dims: [usize; 4],
-    bias: Option<&[f32]>,
-    params: Conv2dParams,
-    out: &mut [f32],
-) -> Result<()> {
-    let geo = Conv2dGeometry::new(x_dims, w_dims, params)?;
-    Conv2dGeometry::check_len("input", x.len(), &x_dims)?;
-    Conv2dGeometry::check_len("weight", w.len(), &w_dims)?;
-    Conv2dGeometry::check_len("output", out.len(), &geo.out_dims())?;
-    if let Some(b) = bias
-        && b.len() != geo.out_channels
-    {
-        return Err(shape_error(
-            "conv2d",
-            format!(
-                "bias has {} values for {} channels",
-                b.len(),
-                geo.out_channels
-            ),
-            &[&w_dims],
-        ));
-    }
-    forward_unchecked(&geo, x, w, bias, out);
-    Ok(())
-}
-
-/// The forward on slices whose lengths match `geo` (checked by the callers).
-pub(super) fn forward_unchecked(
+/// The forward through im2col and GEMM, on slices whose lengths match `geo`, for a non-empty
+/// batch.
+pub(crate) fn forward(
     geo: &Conv2dGeometry,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    if geo.batch == 0 {
-        return;
-    }
-    if super::direct::applies(geo) {
-        return super::direct::forward::forward(geo, x, w, bias, out);
-    }
     let tiling = Tiling::new(geo);
     let scratch = tiling.col_len(geo, geo.in_per_group());
     let image_in = geo.in_channels * geo.height * geo.width;

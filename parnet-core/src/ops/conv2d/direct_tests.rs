@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 
-use super::forward::{CHUNK_PIXELS, forward};
-use super::weight::backward_weight;
+use crate::kernels::conv::direct::forward::{CHUNK_PIXELS, forward};
+use crate::kernels::conv::direct::weight::backward_weight;
 use crate::ops::conv2d::test_support::{Case, backward_reference, kernel_size};
 use crate::ops::conv2d::{Conv2dParams, conv2d_reference};
 use crate::testing::{assert_close, on_threads, random_values, to_f32};

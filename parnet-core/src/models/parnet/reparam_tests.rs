@@ -3,15 +3,15 @@
 
 use proptest::prelude::*;
 
-use super::*;
+use super::ParNet;
+use super::block::RepBlock;
+use super::config::{Activation, Layout, ParNetConfig};
+use super::fusion::FusionBlock;
+use super::plan::{BlockSpec, FusionSpec};
 use crate::Tensor;
-use crate::models::parnet::ParNet;
-use crate::models::parnet::block::RepBlock;
-use crate::models::parnet::config::{Activation, Layout, ParNetConfig};
-use crate::models::parnet::fusion::FusionBlock;
-use crate::models::parnet::plan::{BlockSpec, FusionSpec};
+use crate::nn::testing::perturb_batch_norms;
 use crate::nn::{Ctx, Init, Module};
-use crate::testing::{perturb_batch_norms, random_values, to_f32};
+use crate::testing::{random_values, to_f32};
 
 fn assert_agree(what: &str, a: &Tensor, b: &Tensor) {
     assert_eq!(a.dims(), b.dims(), "{what}");
@@ -32,15 +32,6 @@ fn input(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
     .unwrap()
 }
 
-#[test]
-fn kernel_embeddings_put_values_where_the_spec_says() {
-    let center = embed_1x1_center(&[2.0, 3.0]);
-    assert_eq!(&center[..9], &[0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0]);
-    assert_eq!(center[13], 3.0);
-    let pooled = embed_pooled_1x1(&[4.0]);
-    assert_eq!(pooled, vec![0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -59,7 +50,7 @@ proptest! {
         let act = if relu { Activation::Relu } else { Activation::Silu };
         let block = RepBlock::new(&spec, act, double, Init::new(seed)).unwrap();
         perturb_batch_norms(&block, seed ^ 1);
-        let fused = fuse_block(&block).unwrap();
+        let fused = block.fused().unwrap();
         prop_assert!(fused.num_params() < block.num_params());
         let x = input(n, cin, 2 * h_half, 2 * w_half, seed ^ 2);
         let a = block.forward(&x, Ctx::eval()).unwrap();

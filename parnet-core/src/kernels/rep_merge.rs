@@ -1,14 +1,15 @@
-//! Plane kernels of the merge: one `(n, c)` plane at a time, with the plane's constants.
+//! Plane kernels of a ParNet block's training-mode merge (the `rep_merge_train` op): one
+//! `(n, c)` plane at a time, with the plane's constants.
 
+use crate::kernels::activation::Activation;
+use crate::kernels::activation::relu::{relu_grad_scalar, relu_scalar};
+use crate::kernels::activation::silu::{silu_grad_scalar, silu_scalar};
 use crate::kernels::simd::avx2_kernel;
-use crate::ops::activation::Activation;
-use crate::ops::activation::relu::{relu_grad_scalar, relu_scalar};
-use crate::ops::activation::silu::{silu_grad_scalar, silu_scalar};
 
 /// A training batch norm of one channel as an affine map: `((v - mean_hi) - mean_lo) * scale +
-/// shift`, exactly the expression of [`crate::ops::batch_norm`], so the merge reproduces its bits.
+/// shift`, exactly the expression of `crate::ops::batch_norm`, so the merge reproduces its bits.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Affine {
+pub(crate) struct Affine {
     pub mean_hi: f32,
     pub mean_lo: f32,
     pub scale: f32,
@@ -25,7 +26,7 @@ impl Affine {
 /// The constants of one plane: the two conv branches' normalisations, the identity branch's
 /// (case A) and the plane's gate value.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct PlaneMerge {
+pub(crate) struct PlaneMerge {
     pub dense: Affine,
     pub one: Affine,
     pub identity: Option<Affine>,
@@ -102,7 +103,7 @@ fn output_grad_loop<const IDENTITY: bool, const SILU: bool>(
 
 avx2_kernel! {
 /// `y = act(z)` over one plane; `x` is the identity input (case A) or empty.
-pub(super) fn forward_plane / forward_plane_portable(m: &PlaneMerge, activation: Activation, u: &[f32], v: &[f32], x: &[f32], y: &mut [f32]) {
+pub(crate) fn forward_plane / forward_plane_portable(m: &PlaneMerge, activation: Activation, u: &[f32], v: &[f32], x: &[f32], y: &mut [f32]) {
     assert!(u.len() == y.len() && v.len() == y.len(), "rep_merge: plane lengths differ");
     match (m.identity.is_some(), activation) {
         (true, Activation::Silu) => forward_loop::<true, true>(m, u, v, x, y),
@@ -115,7 +116,7 @@ pub(super) fn forward_plane / forward_plane_portable(m: &PlaneMerge, activation:
 
 avx2_kernel! {
 /// `dz = dy * act'(z)` over one plane, `z` recomputed from the inputs.
-pub(super) fn output_grad_plane / output_grad_plane_portable(m: &PlaneMerge, activation: Activation, u: &[f32], v: &[f32], x: &[f32], dy: &[f32], dz: &mut [f32]) {
+pub(crate) fn output_grad_plane / output_grad_plane_portable(m: &PlaneMerge, activation: Activation, u: &[f32], v: &[f32], x: &[f32], dy: &[f32], dz: &mut [f32]) {
     assert!(u.len() == dz.len() && v.len() == dz.len() && dy.len() == dz.len(), "rep_merge: plane lengths differ");
     let inputs = (u, v, x);
     match (m.identity.is_some(), activation) {
@@ -130,7 +131,7 @@ pub(super) fn output_grad_plane / output_grad_plane_portable(m: &PlaneMerge, act
 /// The batch-norm input gradient of one plane, `a * (s * dz - b - ((x - mean_hi) - mean_lo) * k)`
 /// (`s` scales the output gradient into this branch: 1 or the plane's gate).
 #[derive(Clone, Copy, Debug)]
-pub(super) struct InputGradient {
+pub(crate) struct InputGradient {
     pub mean_hi: f32,
     pub mean_lo: f32,
     pub a: f32,
@@ -141,7 +142,7 @@ pub(super) struct InputGradient {
 
 avx2_kernel! {
 /// `dx[i] = a * (s * dz[i] - b - ((x[i] - mean_hi) - mean_lo) * k)`.
-pub(super) fn input_grad_plane / input_grad_plane_portable(c: InputGradient, dz: &[f32], x: &[f32], dx: &mut [f32]) {
+pub(crate) fn input_grad_plane / input_grad_plane_portable(c: InputGradient, dz: &[f32], x: &[f32], dx: &mut [f32]) {
     for ((d, &g), &v) in dx.iter_mut().zip(dz).zip(x) {
         *d = c.a * (c.s * g - c.b - ((v - c.mean_hi) - c.mean_lo) * c.k);
     }

@@ -1,5 +1,5 @@
-//! Backward kernels: input gradient (a transposed convolution, or `col2im(W^T dY)`), weight
-//! gradient (`dY im2col(x)^T` summed over fixed groups of bands) and bias gradient.
+//! Backward through GEMM: the input gradient `col2im(W^T dY)`, the weight gradient
+//! (`dY im2col(x)^T` summed over fixed groups of bands) and the bias gradient.
 //!
 //! All three overwrite their output and partition the work by shape only, so they are
 //! bit-identical for any thread count.
@@ -8,77 +8,18 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::forward::{
-    CHUNK_TASKS_MIN_CHUNKS, MIN_TASKS, Tiling, blocks, forward_unchecked, tile_columns,
-};
-use super::{Conv2dGeometry, Conv2dParams};
-use crate::error::Result;
+use super::forward::{CHUNK_TASKS_MIN_CHUNKS, MIN_TASKS, Tiling, blocks, tile_columns};
+use crate::kernels::conv::Conv2dGeometry;
+use crate::kernels::conv::partials::weight_partial_runs;
 use crate::kernels::im2col::{PatchGeometry, col2im_add};
 use crate::kernels::{MatMut, MatRef, gemm};
 use crate::tensor::Buffer;
 
-/// At most this many per-task partial weight gradients are summed.
-const MAX_WEIGHT_PARTIALS: usize = 16;
-/// ... and together they hold at most this many floats (32 MiB).
-const WEIGHT_PARTIALS_BUDGET: usize = 8 << 20;
 /// With fewer image chunks than [`CHUNK_TASKS_MIN_CHUNKS`], the col2im input gradient splits
 /// each group's input channels into blocks until there are about this many tasks.
 const INPUT_GRAD_MIN_TASKS: usize = 8;
 
-/// Graph-free input gradient: `grad_x` (`x_dims`, overwritten) from `grad_out`
-/// (`[N, Cout, Ho, Wo]`) and `w` (`w_dims`).
-pub fn conv2d_backward_input(
-    grad_out: &[f32],
-    w: &[f32],
-    w_dims: [usize; 4],
-    x_dims: [usize; 4],
-    params: Conv2dParams,
-    grad_x: &mut [f32],
-) -> Result<()> {
-    let geo = Conv2dGeometry::new(x_dims, w_dims, params)?;
-    Conv2dGeometry::check_len("output gradient", grad_out.len(), &geo.out_dims())?;
-    Conv2dGeometry::check_len("weight", w.len(), &w_dims)?;
-    Conv2dGeometry::check_len("input gradient", grad_x.len(), &x_dims)?;
-    backward_input_unchecked(&geo, grad_out, w, grad_x);
-    Ok(())
-}
-
-/// Graph-free weight gradient: `grad_w` (`w_dims`, overwritten) from `x` (`x_dims`) and
-/// `grad_out` (`[N, Cout, Ho, Wo]`).
-pub fn conv2d_backward_weight(
-    x: &[f32],
-    x_dims: [usize; 4],
-    grad_out: &[f32],
-    w_dims: [usize; 4],
-    params: Conv2dParams,
-    grad_w: &mut [f32],
-) -> Result<()> {
-    let geo = Conv2dGeometry::new(x_dims, w_dims, params)?;
-    Conv2dGeometry::check_len("input", x.len(), &x_dims)?;
-    Conv2dGeometry::check_len("output gradient", grad_out.len(), &geo.out_dims())?;
-    Conv2dGeometry::check_len("weight gradient", grad_w.len(), &w_dims)?;
-    backward_weight_unchecked(&geo, x, grad_out, grad_w);
-    Ok(())
-}
-
-/// Graph-free bias gradient: `grad_b[c]` (overwritten) = sum of `grad_out[:, c, :, :]` over
-/// `out_dims = [N, Cout, Ho, Wo]`, accumulated in f64 in a fixed order.
-pub fn conv2d_backward_bias(
-    grad_out: &[f32],
-    out_dims: [usize; 4],
-    grad_b: &mut [f32],
-) -> Result<()> {
-    Conv2dGeometry::check_len("output gradient", grad_out.len(), &out_dims)?;
-    Conv2dGeometry::check_len("bias gradient", grad_b.len(), &out_dims[1..2])?;
-    bias_grad(grad_out, out_dims, grad_b);
-    Ok(())
-}
-
-pub(super) fn backward_bias_unchecked(geo: &Conv2dGeometry, dy: &[f32], db: &mut [f32]) {
-    bias_grad(dy, geo.out_dims(), db);
-}
-
-fn bias_grad(dy: &[f32], [batch, channels, h, w]: [usize; 4], db: &mut [f32]) {
+pub(crate) fn bias_grad(dy: &[f32], [batch, channels, h, w]: [usize; 4], db: &mut [f32]) {
     let plane = h * w;
     db.par_iter_mut().enumerate().for_each(|(c, d)| {
         let total: f64 = (0..batch)
@@ -92,56 +33,6 @@ fn bias_grad(dy: &[f32], [batch, channels, h, w]: [usize; 4], db: &mut [f32]) {
             .sum();
         *d = total as f32;
     });
-}
-
-/// Whether the input gradient is a stride-1 convolution of `dY` with the flipped, transposed
-/// weights (padding `K - 1 - p`), which reuses the forward kernel and needs no col2im.
-fn input_grad_is_transposed_conv(geo: &Conv2dGeometry) -> bool {
-    geo.params.stride == 1 && geo.kernel_h == geo.kernel_w && geo.params.padding < geo.kernel_h
-}
-
-pub(super) fn backward_input_unchecked(
-    geo: &Conv2dGeometry,
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-) {
-    if geo.batch == 0 {
-        return;
-    }
-    if input_grad_is_transposed_conv(geo) {
-        let (k, p) = (geo.kernel_h, geo.params.padding);
-        let (cin_g, cout_g, kk) = (geo.in_per_group(), geo.out_per_group(), k * k);
-        // flipped[g*cin_g + ci][co][i][j] = w[g*cout_g + co][ci][k-1-i][k-1-j]
-        let mut flipped = Buffer::for_overwrite(w.len());
-        flipped
-            .par_chunks_mut(cout_g * kk)
-            .enumerate()
-            .for_each(|(c_in, dst)| {
-                let (g, ci) = (c_in / cin_g, c_in % cin_g);
-                for (co, dst) in dst.chunks_mut(kk).enumerate() {
-                    let src = &w[((g * cout_g + co) * cin_g + ci) * kk..][..kk];
-                    dst.iter_mut()
-                        .zip(src.iter().rev())
-                        .for_each(|(d, &s)| *d = s);
-                }
-            });
-        let transposed = Conv2dGeometry {
-            batch: geo.batch,
-            in_channels: geo.out_channels,
-            height: geo.out_h,
-            width: geo.out_w,
-            out_channels: geo.in_channels,
-            kernel_h: k,
-            kernel_w: k,
-            params: Conv2dParams::new(1, k - 1 - p, geo.params.groups),
-            out_h: geo.height,
-            out_w: geo.width,
-        };
-        forward_unchecked(&transposed, dy, &flipped, None, dx);
-    } else {
-        input_grad_col2im(geo, dy, w, dx);
-    }
 }
 
 /// The output gradient of one tile, `[Cout/g, images * band pixels]`: a view of `dy` for a
@@ -181,7 +72,7 @@ fn tile_output_grad<'a>(
 
 /// `dx = col2im(W_g^T dY_g)` per image chunk, group and block of input channels: each task owns
 /// those channels' planes of `dx` in every image of its chunk and adds its bands in order.
-fn input_grad_col2im(geo: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+pub(crate) fn input_grad_col2im(geo: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     let tiling = Tiling::new(geo);
     let chunks = tiling.chunks(geo.batch);
     let (cin_g, groups) = (geo.in_per_group(), geo.params.groups);
@@ -286,39 +177,13 @@ fn input_grad_tile(
     }
 }
 
-/// How a weight gradient over `units` pieces of work (tiles or images) is cut into runs, each
-/// summed into its own partial gradient of `weight_len` floats: at most [`MAX_WEIGHT_PARTIALS`]
-/// runs holding at most [`WEIGHT_PARTIALS_BUDGET`] floats together, contiguous and of sizes that
-/// differ by at most one. Depends only on the two counts, so the partials (added in run order)
-/// give the same bits for any thread count.
-pub(super) fn weight_partial_runs(weight_len: usize, units: usize) -> Vec<Range<usize>> {
-    let runs = MAX_WEIGHT_PARTIALS
-        .min(WEIGHT_PARTIALS_BUDGET / weight_len.max(1))
-        .clamp(1, units.max(1));
-    (0..runs)
-        .map(|r| r * units / runs..(r + 1) * units / runs)
-        .collect()
-}
-
 /// `dW_g = sum over tiles of dY_tile im2col(x)_tile^T`.
 ///
 /// The tiles (image chunk, band) are cut into at most [`MAX_WEIGHT_PARTIALS`] fixed runs; each
 /// task takes one run, one group and one block of that group's input channels (so no im2col is
 /// done twice) and sums its tiles into its own `[Cout/g, block taps]` buffer. The buffers are
 /// then added in run order.
-pub(super) fn backward_weight_unchecked(
-    geo: &Conv2dGeometry,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-) {
-    if geo.batch == 0 {
-        dw.fill(0.0);
-        return;
-    }
-    if super::direct::applies(geo) {
-        return super::direct::weight::backward_weight(geo, x, dy, dw);
-    }
+pub(crate) fn weight_grad(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let tiling = Tiling::new(geo);
     let chunks = tiling.chunks(geo.batch);
     let bands = &tiling.bands;

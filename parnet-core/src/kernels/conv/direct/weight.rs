@@ -17,8 +17,8 @@ use rayon::prelude::*;
 use super::forward::{input_layout, pixel_bases, tap_channel_offsets};
 use super::kernel::{MR, NR, Offsets, tile_add};
 use super::layout::{ChannelSpread, ChannelsLast};
-use crate::ops::conv2d::Conv2dGeometry;
-use crate::ops::conv2d::backward::weight_partial_runs;
+use crate::kernels::conv::Conv2dGeometry;
+use crate::kernels::conv::partials::weight_partial_runs;
 use crate::tensor::Buffer;
 
 /// Pixels summed by one pass of every tile (the partial's tiles are loaded and stored once per

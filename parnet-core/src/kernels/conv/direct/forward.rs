@@ -10,11 +10,11 @@ use rayon::prelude::*;
 
 use super::kernel::{MR, NR, Offsets, tile};
 use super::layout::{ChannelSpread, ChannelsLast};
-use crate::ops::conv2d::Conv2dGeometry;
+use crate::kernels::conv::Conv2dGeometry;
 use crate::tensor::Buffer;
 
 /// Output pixels per task (a multiple of [`MR`]).
-pub(super) const CHUNK_PIXELS: usize = MR * 40;
+pub(crate) const CHUNK_PIXELS: usize = MR * 40;
 
 /// `out` (`[N, Cout, Ho, Wo]`, overwritten) = conv of `x` with `w` plus `bias`.
 pub(crate) fn forward(
@@ -107,7 +107,7 @@ pub(crate) fn forward_from(
 
 /// A raw pointer to the output, for tasks that write disjoint elements.
 #[derive(Clone, Copy)]
-pub(super) struct OutPtr(pub *mut f32, pub usize);
+pub(crate) struct OutPtr(pub *mut f32, pub usize);
 
 // SAFETY: tasks holding an `OutPtr` write disjoint indices (see each use).
 unsafe impl Send for OutPtr {}
@@ -133,7 +133,7 @@ impl OutPtr {
 /// The weights as `[groups, ceil(Cout/g / NR), KH * KW * Cin/g, NR]`: block `b` of group `g`
 /// holds, for `k = (i * KW + j) * Cin/g + c`, the `NR` output channels `b * NR + l` of that group
 /// (zero past the last channel).
-pub(super) fn pack_weights(geo: &Conv2dGeometry, w: &[f32]) -> Buffer {
+pub(crate) fn pack_weights(geo: &Conv2dGeometry, w: &[f32]) -> Buffer {
     let (cout_g, cin_g) = (geo.out_per_group(), geo.in_per_group());
     let taps = geo.kernel_h * geo.kernel_w;
     let blocks = cout_g.div_ceil(NR);
@@ -159,7 +159,7 @@ pub(super) fn pack_weights(geo: &Conv2dGeometry, w: &[f32]) -> Buffer {
 
 /// The `k` offsets of group `g`: `(i * Wp + j) * stride + g * Cin/g + c` for
 /// `k = (i * KW + j) * Cin/g + c`.
-pub(super) fn tap_channel_offsets(geo: &Conv2dGeometry, src: &ChannelsLast, g: usize) -> Offsets {
+pub(crate) fn tap_channel_offsets(geo: &Conv2dGeometry, src: &ChannelsLast, g: usize) -> Offsets {
     let cin_g = geo.in_per_group();
     let mut values = Vec::with_capacity(geo.taps_per_group());
     for i in 0..geo.kernel_h {
@@ -172,7 +172,7 @@ pub(super) fn tap_channel_offsets(geo: &Conv2dGeometry, src: &ChannelsLast, g: u
 }
 
 /// Offset of the top-left input pixel of every output pixel `P`, in `P` order.
-pub(super) fn pixel_bases(geo: &Conv2dGeometry, src: &ChannelsLast) -> Vec<usize> {
+pub(crate) fn pixel_bases(geo: &Conv2dGeometry, src: &ChannelsLast) -> Vec<usize> {
     let s = geo.params.stride;
     let mut bases = Vec::with_capacity(geo.batch * geo.out_h * geo.out_w);
     for n in 0..geo.batch {

@@ -1,9 +1,13 @@
-//! Tests of the graph walk itself (the ops test their own backward).
+//! Tests of the graph walk itself and of the per-op profiler (the ops test their own backward).
+//! They build graphs with ops, which sit above `autograd`, so they live here rather than in
+//! `src/autograd`.
 
-use crate::Param;
-use crate::autograd::BackwardOptions;
-use crate::ops::{add, sum};
-use crate::tensor::{Buffer, Tensor};
+use parnet_core::Param;
+use parnet_core::autograd::BackwardOptions;
+use parnet_core::autograd::profile::{restart_forward_clock, start_profiling, stop_profiling};
+use parnet_core::ops::activation::silu;
+use parnet_core::ops::{add, sum};
+use parnet_core::tensor::{Buffer, Tensor};
 
 #[test]
 fn diamond_graph_sums_both_paths() {
@@ -86,7 +90,7 @@ fn parallel_and_sequential_walks_are_bit_identical() {
 #[test]
 fn a_passed_through_gradient_reaches_only_the_inputs_that_need_it_and_sums_across_chunks() {
     // Longer than several elementwise chunks, so contributions are summed by several tasks.
-    let n = 3 * crate::ops::parallel::ELEMENTWISE_CHUNK + 17;
+    let n = 3 * parnet_core::kernels::parallel::ELEMENTWISE_CHUNK + 17;
     let x = Tensor::from_vec((0..n).map(|i| i as f32).collect(), [n])
         .unwrap()
         .into_leaf();
@@ -98,4 +102,23 @@ fn a_passed_through_gradient_reaches_only_the_inputs_that_need_it_and_sums_acros
     y.backward().unwrap();
     assert!(x.grad().unwrap().iter().all(|&g| g == 3.0));
     assert!(c.grad().is_none());
+}
+
+#[test]
+fn profiles_forward_and_backward_by_op_and_is_off_afterwards() {
+    let x = Tensor::from_vec(vec![0.5; 64], [64]).unwrap().into_leaf();
+    start_profiling();
+    restart_forward_clock();
+    let y = silu(&silu(&x));
+    let loss = parnet_core::ops::reduce::sum(&y);
+    loss.backward().unwrap();
+    let rows = stop_profiling();
+    let silu_row = rows.iter().find(|(n, _)| *n == "silu").expect("silu timed");
+    assert_eq!(
+        (silu_row.1.forward_calls, silu_row.1.backward_calls),
+        (2, 2)
+    );
+    // Off: nothing is recorded.
+    let _ = silu(&x);
+    assert!(stop_profiling().is_empty());
 }

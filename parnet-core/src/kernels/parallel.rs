@@ -6,6 +6,13 @@ use rayon::prelude::*;
 /// Elements per rayon task for memory-bound elementwise loops.
 pub const ELEMENTWISE_CHUNK: usize = 1 << 15;
 
+/// How many `(n, c)` planes of `plane_len` floats one rayon task handles: about
+/// [`ELEMENTWISE_CHUNK`] floats, at least one plane. Depends only on the shape, never on the
+/// thread count. (Shared by the plane-wise ops in `pool`, `channel` and `elementwise`.)
+pub fn planes_per_task(plane_len: usize) -> usize {
+    (ELEMENTWISE_CHUNK / plane_len.max(1)).max(1)
+}
+
 /// `out[i] = f(a[i])`.
 pub fn map_into(out: &mut [f32], a: &[f32], f: impl Fn(f32) -> f32 + Sync) {
     debug_assert_eq!(out.len(), a.len());
