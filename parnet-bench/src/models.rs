@@ -13,71 +13,45 @@
 //! | sequential-parnet-cifar x0.25 / x0.125, 32 | 170,978,912 / 42,991,152 |
 //! | resnet-20 / resnet-56, 32 | 40,813,184 / 125,747,840 |
 
-use parnet_core::models::Network;
-use parnet_core::models::parnet::{ParNet, ParNetConfig};
-use parnet_core::models::resnet::baseline_by_name_with_width;
+use std::sync::Mutex;
+
+use parnet_core::models::{Network, NetworkSpec};
 use parnet_core::nn::Ctx;
-use parnet_core::ops::loss::cross_entropy;
+use parnet_core::optim::SgdConfig;
 use parnet_core::testing::{random_values, to_f32};
-use parnet_core::{BackwardOptions, Buffer, Result, Tensor};
+use parnet_core::training::{StepOptions, TrainStep};
+use parnet_core::{BackwardOptions, Result, Tensor};
 
 /// Seed of every model's initialisation.
 pub const MODEL_SEED: u64 = 0;
 /// Seed of the input images.
 pub const INPUT_SEED: u64 = 1;
 
-/// How a case's model is built.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Arch {
-    /// A ParNet variant (`ParNetConfig::from_name`), width multiplier, deploy form or not.
-    ParNet {
-        variant: &'static str,
-        width_mult: f64,
-        fused: bool,
-    },
-    /// A name accepted by `baseline_by_name_with_width` (ResNets only with multiplier 1).
-    Baseline { name: &'static str, width_mult: f64 },
-}
-
-/// One benchmarked model: its bench id, how to build it, and the square input size it runs at.
+/// One benchmarked model: its bench id, the registry network (name, width multiplier, deploy
+/// form or not), and the square input size it runs at.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ModelCase {
     pub id: &'static str,
-    pub arch: Arch,
+    pub name: &'static str,
+    pub width_mult: Option<f64>,
+    pub deploy: bool,
     pub image_size: usize,
     pub num_classes: usize,
 }
 
-const fn parnet(
-    id: &'static str,
-    variant: &'static str,
-    width_mult: f64,
-    fused: bool,
-    image_size: usize,
-    num_classes: usize,
-) -> ModelCase {
-    ModelCase {
-        id,
-        arch: Arch::ParNet {
-            variant,
-            width_mult,
-            fused,
-        },
-        image_size,
-        num_classes,
-    }
-}
-
-const fn baseline(
+const fn case(
     id: &'static str,
     name: &'static str,
-    width_mult: f64,
+    width_mult: Option<f64>,
+    deploy: bool,
     image_size: usize,
     num_classes: usize,
 ) -> ModelCase {
     ModelCase {
         id,
-        arch: Arch::Baseline { name, width_mult },
+        name,
+        width_mult,
+        deploy,
         image_size,
         num_classes,
     }
@@ -85,30 +59,46 @@ const fn baseline(
 
 /// ImageNet-sized cases: 224x224, 1000 classes.
 pub const IMAGENET_224: [ModelCase; 5] = [
-    parnet("parnet-s", "parnet-s", 1.0, false, 224, 1000),
-    parnet("parnet-s-fused", "parnet-s", 1.0, true, 224, 1000),
-    baseline("resnet-18", "resnet-18", 1.0, 224, 1000),
-    baseline("resnet-34", "resnet-34", 1.0, 224, 1000),
-    baseline("resnet-50", "resnet-50", 1.0, 224, 1000),
+    case("parnet-s", "parnet-s", None, false, 224, 1000),
+    case("parnet-s-fused", "parnet-s", None, true, 224, 1000),
+    case("resnet-18", "resnet-18", None, false, 224, 1000),
+    case("resnet-34", "resnet-34", None, false, 224, 1000),
+    case("resnet-50", "resnet-50", None, false, 224, 1000),
 ];
 
 /// CIFAR-sized cases: 32x32, 10 classes.
 pub const CIFAR_32: [ModelCase; 6] = [
-    parnet("parnet-cifar-x0.25", "parnet-cifar", 0.25, false, 32, 10),
-    parnet("parnet-cifar-x0.125", "parnet-cifar", 0.125, false, 32, 10),
-    baseline("resnet-20", "resnet-20", 1.0, 32, 10),
-    baseline("resnet-56", "resnet-56", 1.0, 32, 10),
-    baseline(
-        "sequential-parnet-cifar-x0.25",
-        "sequential-parnet-cifar",
-        0.25,
+    case(
+        "parnet-cifar-x0.25",
+        "parnet-cifar",
+        Some(0.25),
+        false,
         32,
         10,
     ),
-    baseline(
+    case(
+        "parnet-cifar-x0.125",
+        "parnet-cifar",
+        Some(0.125),
+        false,
+        32,
+        10,
+    ),
+    case("resnet-20", "resnet-20", None, false, 32, 10),
+    case("resnet-56", "resnet-56", None, false, 32, 10),
+    case(
+        "sequential-parnet-cifar-x0.25",
+        "sequential-parnet-cifar",
+        Some(0.25),
+        false,
+        32,
+        10,
+    ),
+    case(
         "sequential-parnet-cifar-x0.125",
         "sequential-parnet-cifar",
-        0.125,
+        Some(0.125),
+        false,
         32,
         10,
     ),
@@ -123,28 +113,21 @@ pub fn case_by_id(id: &str) -> Option<ModelCase> {
 }
 
 impl ModelCase {
-    /// The model, freshly initialised from [`MODEL_SEED`].
+    /// The registry's description of the case's network.
+    pub fn spec(&self) -> NetworkSpec {
+        NetworkSpec {
+            width_mult: self.width_mult,
+            ..NetworkSpec::new(self.name, self.num_classes)
+        }
+    }
+
+    /// The model, freshly initialised from [`MODEL_SEED`] (its deploy form if the case says so).
     pub fn build(&self) -> Result<Box<dyn Network>> {
-        match self.arch {
-            Arch::ParNet {
-                variant,
-                width_mult,
-                fused,
-            } => {
-                let mut config = ParNetConfig::from_name(variant, self.num_classes)?;
-                if width_mult != 1.0 {
-                    config = config.with_width_mult(width_mult)?;
-                }
-                let model = ParNet::new(config, MODEL_SEED)?;
-                Ok(if fused {
-                    Box::new(model.fused()?)
-                } else {
-                    Box::new(model)
-                })
-            }
-            Arch::Baseline { name, width_mult } => {
-                baseline_by_name_with_width(name, self.num_classes, width_mult, MODEL_SEED)
-            }
+        let model = self.spec().build(MODEL_SEED)?;
+        if self.deploy {
+            model.deploy()
+        } else {
+            Ok(model)
         }
     }
 }
@@ -198,7 +181,7 @@ pub fn summary_table(rows: &[ModelSummary]) -> String {
 }
 
 /// A model built once with a fixed batch `[batch, 3, S, S]` of images uniform in [-1, 1) and
-/// labels `i % classes`.
+/// labels `i % classes`, and the optimiser of its training steps.
 pub struct ModelRun {
     pub case: ModelCase,
     pub batch: usize,
@@ -206,7 +189,19 @@ pub struct ModelRun {
     model: Box<dyn Network>,
     images: Tensor,
     labels: Vec<usize>,
+    step: Mutex<TrainStep>,
 }
+
+/// The optimiser of `parnet bench train` and `tools/bench_torch_train.py`: SGD with momentum
+/// 0.9, Nesterov, weight decay 5e-4 (at lr [`BENCH_LR`]).
+pub const BENCH_SGD: SgdConfig = SgdConfig {
+    momentum: 0.9,
+    dampening: 0.0,
+    nesterov: true,
+    weight_decay: 5e-4,
+};
+/// The learning rate of the bench steps.
+pub const BENCH_LR: f32 = 0.1;
 
 impl ModelRun {
     pub fn new(case: ModelCase, batch: usize) -> Result<ModelRun> {
@@ -214,6 +209,7 @@ impl ModelRun {
         let s = case.image_size;
         let values = random_values(batch * 3 * s * s, 1.0, INPUT_SEED);
         let images = Tensor::from_vec(to_f32(&values), [batch, 3, s, s])?;
+        let step = TrainStep::new(model.as_ref(), BENCH_SGD, None, StepOptions::default())?;
         Ok(ModelRun {
             summary: ModelSummary::of(&case, model.as_ref()),
             labels: (0..batch).map(|i| i % case.num_classes).collect(),
@@ -221,6 +217,7 @@ impl ModelRun {
             batch,
             model,
             images,
+            step: Mutex::new(step),
         })
     }
 
@@ -238,19 +235,21 @@ impl ModelRun {
         move || self.eval_forward(parallel_streams).expect("eval forward")
     }
 
-    /// One training step without the optimizer: forward in training mode (batch statistics,
-    /// graph), cross-entropy, backward, then the gradients are cleared. `parallel` applies to
-    /// both the streams of the forward and the backward walk. Returns the loss.
+    /// One training step ([`TrainStep::run`]: forward in training mode, cross-entropy, backward,
+    /// SGD at [`BENCH_LR`]); `parallel` applies to both the streams of the forward and the
+    /// backward walk. Returns the loss (the weights change from step to step).
     pub fn train_step(&self, parallel: bool) -> Result<f32> {
-        let ctx = Ctx {
-            parallel_streams: parallel,
-            ..Ctx::train(MODEL_SEED)
-        };
-        let logits = self.model.forward(&self.images, ctx)?;
-        let loss = cross_entropy(&logits, &self.labels, 0.0)?;
-        loss.backward_with_options(Buffer::filled(1, 1.0), BackwardOptions { parallel })?;
-        self.model.zero_grad();
-        loss.item()
+        let mut step = self.step.lock().unwrap_or_else(|e| e.into_inner());
+        step.options.parallel_streams = parallel;
+        step.options.backward = BackwardOptions { parallel };
+        let out = step.run(
+            self.model.as_ref(),
+            &self.images,
+            &self.labels,
+            BENCH_LR,
+            MODEL_SEED,
+        )?;
+        Ok(out.loss)
     }
 
     /// FLOPs of one training step: forward plus a backward of twice the forward.
@@ -346,9 +345,11 @@ mod tests {
 
     #[test]
     fn train_step_loss_is_the_same_in_parallel_and_in_sequence() {
-        let run = ModelRun::new(case_by_id("parnet-cifar-x0.125").unwrap(), 4).unwrap();
+        // Steps update the weights: each mode gets its own freshly built run.
+        let new_run = || ModelRun::new(case_by_id("parnet-cifar-x0.125").unwrap(), 4).unwrap();
+        let run = new_run();
         let parallel = run.train_step(true).unwrap();
-        let sequential = run.train_step(false).unwrap();
+        let sequential = new_run().train_step(false).unwrap();
         // Untrained logits: the loss is near ln(10).
         assert!((parallel - 10f32.ln()).abs() < 1.0, "{parallel}");
         assert_eq!(parallel.to_bits(), sequential.to_bits());

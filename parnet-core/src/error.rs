@@ -30,6 +30,9 @@ pub enum CoreError {
     /// A weights file is malformed, or does not match the model.
     #[error("{path}: {detail}")]
     Weights { path: PathBuf, detail: String },
+    /// A training step's loss was NaN or infinite (no weight was changed).
+    #[error("the loss became {0}")]
+    NonFiniteLoss(f32),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,17 +1,27 @@
-//! parnet-core: tensors, reverse-mode autograd, the ops and kernels ParNet needs, and the models.
+//! parnet-core: tensors, reverse-mode autograd, the ops and kernels ParNet needs, the models, and
+//! the training step.
 //!
-//! Map:
+//! Map, from the bottom up (each module uses only those above it in this list; checked by
+//! `tests/layering.rs`):
+//! - [`error`]: [`CoreError`], the one error type.
 //! - [`tensor`]: [`Tensor`] (shared immutable f32 data + shape + graph link), [`Shape`], the
 //!   pooled [`Buffer`].
-//! - [`autograd`]: the graph, the backward walk (parallel over independent branches), [`Param`].
-//! - [`ops`]: one module per differentiable op, each with its reference implementation and tests.
-//! - [`kernels`]: the GEMM interface and other compute kernels the ops share.
-//! - [`nn`]: layers (conv, BN, linear) holding named parameters, and the forward [`nn::Ctx`].
-//! - [`models`]: ParNet (blocks, fusion, variants, plan) and, later, the deep baselines.
-//! - [`reparam`]: structural reparameterization (BN folding, 1x1 merging).
-//! - [`io`]: safetensors weights, written atomically, loaded by name with full error lists.
-//! - [`optim`]: SGD (momentum, Nesterov, weight-decay mask) and the weight EMA.
-//! - [`error`]: [`CoreError`], the one error type.
+//! - [`testing`] (hidden): seeded values, closeness and finite-difference checks for tests.
+//! - [`kernels`]: everything non-differentiable that computes: the convolution kernels (direct
+//!   and GEMM, and the choice between them), GEMM, im2col, activation, batch-norm and block-merge
+//!   kernels, the rayon chunking helpers, and all SIMD code with its runtime dispatch.
+//! - [`autograd`]: the backward walk (parallel over independent branches), [`Param`], the
+//!   per-op profiler.
+//! - [`ops`]: one module per differentiable op: the op, its backward, a plain reference and
+//!   the tests that hold them together.
+//! - [`nn`]: layers holding named parameters (conv, BN, conv+BN, linear), the forward
+//!   [`nn::Ctx`], a module's state as named tensors.
+//! - [`reparam`]: structural reparameterization as algebra on layers (BN folding, 1x1 merging).
+//! - [`optim`]: SGD (momentum, Nesterov, weight-decay mask), the weight EMA, gradient clipping.
+//! - [`io`]: safetensors files, written atomically, loaded by name with full error lists.
+//! - [`models`]: the [`models::Network`] interface, the registry that builds every network by
+//!   name ([`models::NetworkSpec`]), ParNet, its sequential twin, the depth sweep, the ResNets.
+//! - [`training`]: the one training step.
 
 pub mod autograd;
 pub mod error;
@@ -25,6 +35,7 @@ pub mod reparam;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;
+pub mod training;
 
 pub use autograd::{BackwardOptions, Param};
 pub use error::{CoreError, Result};

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use parnet_core::io::{load_module, read_tensors, save_module, write_atomic, write_tensors};
+use parnet_core::io::{
+    load_module, read_metadata, read_tensors, save_module, write_atomic, write_tensors,
+};
 use parnet_core::models::parnet::{Layout, ParNet, ParNetConfig};
 use parnet_core::nn::state::{NamedTensor, module_tensors};
 use parnet_core::nn::testing::perturb_batch_norms;
@@ -28,6 +30,7 @@ fn save_then_load_restores_every_parameter_and_buffer() {
     let b = tiny(9);
     assert_ne!(module_tensors(&a), module_tensors(&b));
     assert_eq!(load_module(&b, &path).unwrap(), meta);
+    assert_eq!(read_metadata(&path).unwrap(), meta);
     assert_eq!(module_tensors(&a), module_tensors(&b));
     let (tensors, _) = read_tensors(&path).unwrap();
     let counter = tensors
@@ -76,6 +79,8 @@ fn corrupt_and_missing_files_are_errors_naming_the_path() {
     let path = dir.path().join("bad.safetensors");
     std::fs::write(&path, b"not a safetensors file at all").unwrap();
     let err = read_tensors(&path).unwrap_err().to_string();
+    assert!(err.contains("bad.safetensors"), "{err}");
+    let err = read_metadata(&path).unwrap_err().to_string();
     assert!(err.contains("bad.safetensors"), "{err}");
     assert!(read_tensors(&dir.path().join("none.safetensors")).is_err());
 }

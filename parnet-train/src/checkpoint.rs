@@ -1,17 +1,116 @@
-//! Checkpoints: one safetensors file holding the model (official names), the optimiser's
-//! momentum (`optim.<name>.momentum_buffer`), the EMA weights (`ema.<name>`), and in its metadata
-//! the model description, the data normalisation and the position in the run. Written atomically.
+//! Weight files and checkpoints, all safetensors, all written atomically.
+//!
+//! - A weights file holds a model's tensors under their official names and, in its metadata, the
+//!   network's description ([`MODEL_METADATA_KEYS`], from the registry) and its `form` (`train`
+//!   or `fused`), so that later commands need nothing else to rebuild the model
+//!   ([`load_network`]).
+//! - A checkpoint also holds the optimiser's momentum (`optim.<name>.momentum_buffer`) and the
+//!   EMA weights (`ema.<name>`), and in its metadata the data normalisation and the position in
+//!   the run.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use parnet_core::io::{read_tensors, write_tensors};
+use parnet_core::models::{
+    MODEL_METADATA_KEYS, Network, NetworkSpec, metadata_describes_network, network_from_metadata,
+};
 use parnet_core::nn::Module;
 use parnet_core::nn::state::{NamedTensor, load_module_tensors, module_tensors};
 use parnet_core::optim::{Ema, Sgd};
 
-use crate::model_io::form;
+/// The `form` metadata value.
+pub fn form(deploy: bool) -> &'static str {
+    if deploy { "fused" } else { "train" }
+}
+
+/// A network loaded from a weights file or a checkpoint.
+pub struct LoadedNetwork {
+    pub model: Box<dyn Network>,
+    /// The metadata describing the network (the file's own keys when it had them, else the
+    /// spec's), without `form`: what to write beside its weights.
+    pub model_metadata: HashMap<String, String>,
+    /// Everything the file's metadata holds.
+    pub file_metadata: HashMap<String, String>,
+}
+
+/// Loads the weights in `path` (plain weights or a training checkpoint, whose optimiser and EMA
+/// tensors are left aside) into the network `spec` describes or, without a spec, the one the
+/// file's metadata records, in whichever form the file holds (its `form`, or for files without
+/// one, the form whose tensor names it carries). With `deploy`, the result is the deploy form
+/// either way.
+pub fn load_network(
+    spec: Option<&NetworkSpec>,
+    path: &Path,
+    deploy: bool,
+) -> Result<LoadedNetwork> {
+    if !path.exists() {
+        bail!("weights file {} does not exist", path.display());
+    }
+    let file = read(path)?;
+    let described = metadata_describes_network(&file.metadata);
+    let (train, model_metadata) = match spec {
+        Some(spec) => (spec.build(0)?, spec.to_metadata()?),
+        None if described => {
+            let mut md = file.metadata.clone();
+            md.remove("form");
+            let train = network_from_metadata(&md)
+                .with_context(|| format!("{} does not describe its model", path.display()))?;
+            md.retain(|k, _| MODEL_METADATA_KEYS.contains(&k.as_str()));
+            (train, md)
+        }
+        None => bail!(
+            "{} does not say which model it holds; name it with --model (and --classes, \
+             --width-mult, --activation as it was built)",
+            path.display()
+        ),
+    };
+    let file_is_deploy = match file.metadata.get("form").map(String::as_str) {
+        Some("fused") => true,
+        Some(_) => false,
+        None => {
+            let names: std::collections::HashSet<&str> =
+                file.model.iter().map(|t| t.name.as_str()).collect();
+            let mut all_present = true;
+            train.visit_params(&mut |p| all_present &= names.contains(p.name()));
+            !all_present
+        }
+    };
+    let model = if file_is_deploy {
+        train.deploy()?
+    } else {
+        train
+    };
+    let name = model.name().to_string();
+    load_module_tensors(model.as_ref(), &file.model, path)
+        .with_context(|| format!("loading {} into {name}", path.display()))?;
+    let model = if deploy && !file_is_deploy {
+        model.deploy()?
+    } else {
+        model
+    };
+    Ok(LoadedNetwork {
+        model,
+        model_metadata,
+        file_metadata: file.metadata,
+    })
+}
+
+/// Writes a model's weights with `model_metadata` (see [`LoadedNetwork::model_metadata`]), its
+/// `form`, and `extra` metadata, atomically.
+pub fn save_weights(
+    model: &dyn Network,
+    model_metadata: &HashMap<String, String>,
+    extra: &HashMap<String, String>,
+    path: &Path,
+) -> Result<()> {
+    let mut md = extra.clone();
+    md.extend(model_metadata.clone());
+    md.insert("form".to_string(), form(model.is_deploy()).to_string());
+    write_tensors(path, &module_tensors(model), &md)
+        .with_context(|| format!("writing {}", path.display()))
+}
 
 /// Where a run stands.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -25,8 +25,11 @@ pub struct TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// A ParNet variant (`parnet-cifar`, `parnet-s`, ...).
+    /// Any registry network (`parnet-cifar`, `parnet-s`, `resnet-20`, ...).
     pub name: String,
+    /// Outputs of the classifier (default: the data set's class count; never fewer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
     #[serde(default)]
     pub width_mult: Option<f64>,
     #[serde(default = "default_activation")]
@@ -157,6 +160,8 @@ fn default_eval_every() -> usize {
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub model: Option<String>,
+    pub classes: Option<usize>,
+    pub activation: Option<String>,
     pub data: Option<String>,
     pub epochs: Option<f64>,
     pub batch_size: Option<usize>,
@@ -192,6 +197,12 @@ impl TrainConfig {
     pub fn apply(&mut self, o: &Overrides) {
         if let Some(v) = &o.model {
             self.model.name = v.clone();
+        }
+        if let Some(v) = o.classes {
+            self.model.classes = Some(v);
+        }
+        if let Some(v) = &o.activation {
+            self.model.activation = v.clone();
         }
         if let Some(v) = &o.data {
             self.data.source = v.clone();

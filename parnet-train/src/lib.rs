@@ -1,26 +1,30 @@
-//! parnet-train: the training loop, schedules, checkpoints, metrics, and the `parnet` command
-//! line (whose subcommands are thin wrappers over the functions here).
+//! parnet-train: the training loop, schedules, checkpoints, metrics, timing, the depth study,
+//! and the `parnet` command line (whose subcommands are thin wrappers over the functions here).
 //!
-//! Map:
+//! Map (models come from `parnet_core::models::NetworkSpec`, the one door to every network; the
+//! training step is `parnet_core::training`):
 //! - [`config`]: the TOML run configuration, overrides and validation.
 //! - [`schedule`]: learning-rate schedules (cosine with warmup and cooldown, step, one-cycle).
 //! - [`data_setup`]: loaders from the `[data]` section.
 //! - [`train`]: the loop, with checkpoints every epoch and on Ctrl-C, and resume.
-//! - [`evaluate`]: loss, top-1, top-5 over a loader.
-//! - [`checkpoint`], [`metrics`]: what a run directory holds.
+//! - [`evaluate`]: loss, top-1, top-5 over a loader, with optional flip TTA.
+//! - [`checkpoint`]: weight files and checkpoints (model description, form, optimiser, EMA).
+//! - [`metrics`]: the per-epoch log and its curves.
 //! - [`plot`]: charts with error bars as SVG and PNG.
+//! - [`bench`]: forward latency and training-step throughput of any network.
 //! - [`study`]: `parnet study depth`, latency and accuracy against depth.
-//! - [`model_io`]: building a named model and moving its weights in and out of files.
-//! - [`cli`]: the `parnet` subcommands.
+//! - [`threads`]: the size of the one rayon pool.
+//! - [`cli`]: the `parnet` subcommands, one module each.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data_setup;
 pub mod evaluate;
 pub mod metrics;
-pub mod model_io;
 pub mod plot;
 pub mod schedule;
 pub mod study;
+pub mod threads;
 pub mod train;

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use parnet_core::io::{read_tensors, write_tensors};
-use parnet_core::models::parnet::{ParNet, ParNetConfig};
+use parnet_core::models::{Network, NetworkSpec};
 use parnet_core::nn::state::NamedTensor;
 use parnet_core::nn::testing::perturb_batch_norms;
-use parnet_train::model_io::save_model;
+use parnet_train::checkpoint::save_weights;
 
 fn parnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parnet"))
@@ -29,16 +29,23 @@ fn parnet_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// `parnet-cifar` at width x0.0625 (8/16/32/64 channels), seed 3.
-fn tiny_parnet_cifar() -> ParNet {
-    ParNet::new(
-        ParNetConfig::from_name("parnet-cifar", 10)
-            .unwrap()
-            .with_width_mult(0.0625)
-            .unwrap(),
-        3,
-    )
-    .unwrap()
+/// `parnet-cifar` at width x0.0625 (8/16/32/64 channels).
+fn tiny_parnet_cifar_spec() -> NetworkSpec {
+    NetworkSpec {
+        width_mult: Some(0.0625),
+        ..NetworkSpec::new("parnet-cifar", 10)
+    }
+}
+
+/// [`tiny_parnet_cifar_spec`], seed 3.
+fn tiny_parnet_cifar() -> Box<dyn Network> {
+    tiny_parnet_cifar_spec().build(3).unwrap()
+}
+
+/// Saves `model` (built from `spec`) with the metadata that describes it.
+fn save_model(model: &dyn Network, spec: &NetworkSpec, path: &Path) {
+    let md = spec.to_metadata().unwrap();
+    save_weights(model, &md, &Default::default(), path).unwrap();
 }
 
 fn assert_clean_failure(out: &Output, needle: &str) {
@@ -112,8 +119,12 @@ fn fuse_then_infer_gives_the_same_logits_as_the_training_weights() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
     let model = tiny_parnet_cifar();
-    perturb_batch_norms(&model, 4);
-    save_model(&model, &p("w.safetensors")).unwrap();
+    perturb_batch_norms(model.as_ref(), 4);
+    save_model(
+        model.as_ref(),
+        &tiny_parnet_cifar_spec(),
+        &p("w.safetensors"),
+    );
     let input = NamedTensor {
         name: "input".into(),
         shape: vec![2, 3, 32, 32],
@@ -427,7 +438,7 @@ fn eval_held_out_rebuilds_the_runs_validation_split_for_the_checkpoint_and_its_d
     );
     let weights = tmp.path().join("weights.safetensors");
     let model = tiny_parnet_cifar();
-    save_model(&model, &weights).unwrap();
+    save_model(model.as_ref(), &tiny_parnet_cifar_spec(), &weights);
     assert_clean_failure(
         &parnet(&[
             "eval",

@@ -12,7 +12,9 @@ fn options(out: &std::path::Path) -> StudyOptions {
     StudyOptions {
         out: out.to_path_buf(),
         quick: true,
+        reference: None,
         width_mult: 0.125,
+        classes: 10,
         batches: vec![1, 4],
         latency_repeats: 2,
         train_epochs: Some(1.0),

@@ -3,4 +3,6 @@
 
 mod safetensors_io;
 
-pub use safetensors_io::{load_module, read_tensors, save_module, write_atomic, write_tensors};
+pub use safetensors_io::{
+    load_module, read_metadata, read_tensors, save_module, write_atomic, write_tensors,
+};

@@ -181,6 +181,41 @@ pub fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, St
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
+/// The metadata of a safetensors file, reading only its header.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let io_err = |source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|_| {
+        weights_err(
+            path,
+            "not a valid safetensors file: shorter than its header",
+        )
+    })?;
+    let len = u64::from_le_bytes(len);
+    let file_len = file.metadata().map_err(io_err)?.len();
+    if len > file_len.saturating_sub(8) || len > 100 << 20 {
+        return Err(weights_err(
+            path,
+            format!("not a valid safetensors file: a header of {len} bytes"),
+        ));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(io_err)?;
+    let bad =
+        |e: serde_json::Error| weights_err(path, format!("not a valid safetensors header: {e}"));
+    let mut header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(bad)?;
+    match header.remove("__metadata__") {
+        None => Ok(HashMap::new()),
+        Some(md) => serde_json::from_value(md).map_err(bad),
+    }
+}
+
 /// Saves every parameter and state buffer of `module` under its name.
 pub fn save_module(
     module: &dyn Module,

@@ -1,8 +1,8 @@
 //! Every network by name, and the metadata that rebuilds one from a weights file.
 //!
-//! The training loop, `parnet eval` and the depth study build models through [`NetworkSpec`]:
-//! a name plus the few options a name leaves open (class count, width multiplier, activation,
-//! dropout). Names:
+//! Every model of the project is built through [`NetworkSpec`] (every `parnet` subcommand, the
+//! training loop, the study and the benches): a name plus the few options a name leaves open
+//! (class count, width multiplier, activation, dropout). Names:
 //! - the ParNet variants (`parnet-s`, ..., `parnet-cifar`; [`parnet::VARIANTS`]);
 //! - the deep baselines (`resnet-18/34/50`, `resnet-20/56`, `sequential-parnet-cifar`;
 //!   [`resnet::BASELINES`]);
@@ -59,14 +59,39 @@ fn family(name: &str) -> Result<Family> {
     }
 }
 
+/// The class count a name implies when none is given: 1000 for the ImageNet layouts (ParNet-S to
+/// -XL, ResNet-18/34/50), 10 for the CIFAR ones.
+pub fn default_num_classes(name: &str) -> usize {
+    let imagenet = (parnet::VARIANTS.contains(&name) && name != "parnet-cifar")
+        || ["resnet-18", "resnet-34", "resnet-50"].contains(&name);
+    if imagenet { 1000 } else { 10 }
+}
+
+/// One name of every kind the registry builds: every ParNet variant, every baseline and a member
+/// of the depth sweep (whose names are open-ended).
+pub fn example_names() -> Vec<String> {
+    parnet::VARIANTS
+        .iter()
+        .chain(resnet::BASELINES.iter())
+        .map(|s| s.to_string())
+        .chain(["sweep-s2-b3-w16".to_string()])
+        .collect()
+}
+
 impl NetworkSpec {
-    /// `name` with `num_classes` outputs and every option at its default.
+    /// `name` with `num_classes` outputs and every option at its default (SiLU, except for a
+    /// sweep member whose name ends in `-relu`).
     pub fn new(name: &str, num_classes: usize) -> NetworkSpec {
+        let relu_sweep = name.starts_with("sweep-") && name.ends_with("-relu");
         NetworkSpec {
             name: name.to_string(),
             num_classes,
             width_mult: None,
-            activation: Activation::Silu,
+            activation: if relu_sweep {
+                Activation::Relu
+            } else {
+                Activation::Silu
+            },
             dropout: None,
         }
     }
@@ -195,6 +220,26 @@ impl NetworkSpec {
     }
 }
 
+/// The metadata keys that describe a network (what [`NetworkSpec::to_metadata`] and
+/// [`ParNetConfig::to_metadata`] write); `form` (`train` or `fused`) says which form the file
+/// holds.
+pub const MODEL_METADATA_KEYS: [&str; 9] = [
+    "model",
+    "classes",
+    "activation",
+    "width_mult",
+    "dropout",
+    "layout",
+    "widths",
+    "stem_width",
+    "double_gate",
+];
+
+/// Whether a file's metadata describes its network (so [`network_from_metadata`] can build it).
+pub fn metadata_describes_network(md: &HashMap<String, String>) -> bool {
+    md.contains_key("model") && md.contains_key("classes")
+}
+
 /// The network a weights file's metadata describes, in the form it records (`form` = `fused`
 /// gives the deploy model), ready to receive the weights. Files whose metadata holds explicit
 /// ParNet widths (`layout`, `widths`) are rebuilt from those, so custom widths round-trip.
@@ -282,5 +327,61 @@ mod tests {
         let md = HashMap::from([("model".to_string(), "parnet-cifar".to_string())]);
         let err = NetworkSpec::from_metadata(&md).unwrap_err().to_string();
         assert!(err.contains("classes"), "{err}");
+    }
+
+    #[test]
+    fn baselines_by_name() {
+        let build = |name: &str, classes: usize, width_mult: Option<f64>| {
+            NetworkSpec {
+                width_mult,
+                ..NetworkSpec::new(name, classes)
+            }
+            .build(0)
+        };
+        for name in resnet::BASELINES {
+            let model = build(name, 10, None).unwrap();
+            assert_eq!(model.name(), name);
+            assert_eq!(model.num_classes(), 10);
+        }
+        assert_eq!(build("resnet-20", 10, None).unwrap().num_params(), 272_474);
+        let half = build("sequential-parnet-cifar", 10, Some(0.5)).unwrap();
+        let full = build("sequential-parnet-cifar", 10, None).unwrap();
+        assert!(half.num_params() * 3 < full.num_params());
+        let err = build("resnet-101", 10, None).err().unwrap().to_string();
+        assert!(
+            err.contains("resnet-101") && err.contains("resnet-56"),
+            "{err}"
+        );
+        assert!(build("resnet-20", 10, Some(2.0)).is_err());
+        assert!(build("resnet-18", 0, None).is_err());
+    }
+
+    /// Every kind of network: its table agrees with the model it describes (parameters of both
+    /// forms, multiply-adds of both forms, depth), and the default class counts.
+    #[test]
+    fn every_network_agrees_with_its_info_table() {
+        for name in example_names() {
+            let mut spec = NetworkSpec::new(&name, default_num_classes(&name));
+            if name.starts_with("parnet") || name.starts_with("sequential") {
+                spec.width_mult = Some(0.0625);
+            }
+            let model = spec.build(0).unwrap();
+            let size = model.input_multiple() * 8;
+            let info = model.info(size);
+            let deploy = model.deploy().unwrap();
+            assert!(!model.is_deploy() && deploy.is_deploy(), "{name}");
+            assert_eq!(info.params_train, model.num_params(), "{name}");
+            assert_eq!(info.params_fused, deploy.num_params(), "{name}");
+            assert_eq!(info.macs_train, model.macs(size), "{name}");
+            assert_eq!(info.macs_fused, deploy.macs(size), "{name}");
+            assert_eq!(info, deploy.info(size), "{name}");
+            assert_eq!(model.depth(), info.depth, "{name}");
+            let last = info.layers.last().unwrap();
+            assert_eq!(last.out_shape, [model.num_classes(), 1, 1], "{name}");
+        }
+        assert_eq!(default_num_classes("parnet-s"), 1000);
+        assert_eq!(default_num_classes("resnet-50"), 1000);
+        assert_eq!(default_num_classes("parnet-cifar"), 10);
+        assert_eq!(default_num_classes("resnet-56"), 10);
     }
 }

@@ -37,12 +37,12 @@
 use crate::Param;
 use crate::error::{Result, invalid, shape_error};
 use crate::models::Network;
+use crate::models::info::{LayerInfo, ModelInfo};
 use crate::models::parnet::block::RepBlock;
 use crate::models::parnet::model::FinalLayer;
 use crate::models::parnet::plan::BlockSpec;
 use crate::models::parnet::{Layout, ParNetConfig};
-use crate::nn::{ConvBn, Ctx, Init, Linear, Module, StateBuffer};
-use crate::ops::conv2d::Conv2dParams;
+use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::dropout::dropout;
 use crate::ops::pool::global_avg_pool;
 use crate::tensor::Tensor;
@@ -106,14 +106,7 @@ impl SequentialParNet {
             .map(|s| RepBlock::new(s, config.activation, config.double_gate, init))
             .collect::<Result<Vec<_>>>()?;
         let [_, _, w2, wl] = config.widths;
-        let final_layer = FinalLayer::ConvBn(ConvBn::new(
-            "final",
-            w2,
-            wl,
-            1,
-            Conv2dParams::new(1, 0, 1),
-            init,
-        )?);
+        let final_layer = FinalLayer::conv1x1("final", w2, wl, init)?;
         Ok(SequentialParNet {
             head: Linear::new("head.fc", wl, config.num_classes, init)?,
             config,
@@ -171,16 +164,26 @@ impl SequentialParNet {
         })
     }
 
-    /// Multiply-adds per image at `image_size x image_size`: (training graph, deploy form).
-    pub fn macs_train_fused(&self, image_size: usize) -> (usize, usize) {
-        let (mut hw, mut train, mut fused) = (image_size, 0, 0);
+    /// Every block, the final 1x1 conv and the classifier: one chain.
+    pub fn info_at(&self, image_size: usize) -> ModelInfo {
+        let mut layers: Vec<LayerInfo> = Vec::new();
+        let mut hw = image_size;
         for spec in &self.specs {
-            let (t, f) = spec.macs(hw, hw);
-            (train, fused, hw) = (train + t, fused + f, hw / spec.stride);
+            let input = layers.len().checked_sub(1);
+            layers.push(spec.layer_info(input, hw));
+            hw /= spec.stride;
         }
         let [_, _, w2, wl] = self.config.widths;
-        let tail = hw * hw * w2 * wl + self.head.in_features * self.head.out_features;
-        (train + tail, fused + tail)
+        let last = layers.len() - 1;
+        layers.push(LayerInfo::conv1x1_bn("final", w2, wl, hw, last));
+        let (features, classes) = (self.head.in_features, self.head.out_features);
+        layers.push(LayerInfo::classifier(
+            "head.fc",
+            features,
+            classes,
+            last + 1,
+        ));
+        ModelInfo::from_layers(image_size, layers)
     }
 }
 
@@ -210,22 +213,24 @@ impl Network for SequentialParNet {
         SequentialParNet::forward(self, x, ctx)
     }
 
-    /// Every block, the final 1x1 and the classifier lie on the one path.
-    fn depth(&self) -> usize {
-        self.blocks.len() + 2
+    fn info(&self, image_size: usize) -> ModelInfo {
+        self.info_at(image_size)
     }
 
-    fn input_multiple(&self) -> usize {
-        self.config.size_multiple()
+    fn is_deploy(&self) -> bool {
+        self.is_fused()
     }
 
     fn deploy(&self) -> Result<Box<dyn Network>> {
         Ok(Box::new(self.fused()?))
     }
 
-    fn macs(&self, image_size: usize) -> usize {
-        let (train, fused) = self.macs_train_fused(image_size);
-        if self.is_fused() { fused } else { train }
+    fn default_image_size(&self) -> usize {
+        self.config.default_image_size()
+    }
+
+    fn input_multiple(&self) -> usize {
+        self.config.size_multiple()
     }
 }
 

@@ -101,6 +101,12 @@ impl Conv2d {
         )
     }
 
+    /// Multiply-adds per image on an `h x w` input, and the output size.
+    pub fn macs_at(&self, (h, w): (usize, usize)) -> (usize, (usize, usize)) {
+        let (ho, wo) = self.out_size(h, w);
+        (self.macs(ho, wo), (ho, wo))
+    }
+
     /// Multiply-adds for an output of `ho x wo` pixels, per image.
     pub fn macs(&self, ho: usize, wo: usize) -> usize {
         ho * wo

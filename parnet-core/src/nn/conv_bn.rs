@@ -49,12 +49,6 @@ impl ConvBn {
     pub fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
         self.bn.forward(&self.conv.forward(x, ctx.track_grad)?, ctx)
     }
-
-    /// Multiply-adds per image for an `h x w` input, and the output size.
-    pub fn macs(&self, (h, w): (usize, usize)) -> (usize, (usize, usize)) {
-        let out = self.conv.out_size(h, w);
-        (self.conv.macs(out.0, out.1), out)
-    }
 }
 
 impl Module for ConvBn {

@@ -1,23 +1,28 @@
 //! `parnet eval`: loss, top-1 and top-5 of a checkpoint or deploy weights on a data set, or on
 //! exactly the images its training run held out for validation.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use parnet_data::datasets::cifar::{CifarLabel, Split};
 use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset};
 
-use crate::checkpoint::{self, CheckpointFile, DATA_IMAGES_KEY, parse3};
+use super::args::ModelArgs;
+use crate::checkpoint::{DATA_IMAGES_KEY, load_network, parse3};
 use crate::config::TrainConfig;
 use crate::data_setup;
-use crate::evaluate::{Evaluation, Tta, evaluate_with};
-use crate::model_io::model_from_metadata;
+use crate::evaluate::{EvalResult, Evaluation, Tta, evaluate_with};
 
 /// Options of `parnet eval`.
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
+    /// The network (default: the one the file records).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A training checkpoint or weights (either form).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// The data set (with --held-out: default the training run's data source).
@@ -40,24 +45,46 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// Runs `parnet eval` and prints its figures.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let r = run_eval(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let line = |what: &str, r: &EvalResult| {
+            println!(
+                "{} images{what}: top-1 {:.2}%, top-5 {:.2}%, loss {:.4}",
+                r.images,
+                100.0 * r.top1,
+                100.0 * r.top5,
+                r.loss
+            )
+        };
+        line("", &r.plain);
+        if let Some(flip) = &r.flip {
+            line(" with flip TTA", flip);
+        }
+    }
+    Ok(())
+}
+
 /// Evaluates a checkpoint or deploy-weights file with the normalisation its metadata records.
 pub fn run_eval(args: &EvalArgs) -> Result<Evaluation> {
     let path = &args.checkpoint;
     if !path.exists() {
         bail!("checkpoint {} does not exist", path.display());
     }
-    let file = checkpoint::read(path)?;
-    let model = model_from_metadata(&file.metadata)
-        .with_context(|| format!("{} does not describe its model", path.display()))?;
-    file.load_model(model.as_ref(), path)?;
+    let spec = args.model.spec_for_file(path)?;
+    let loaded = load_network(spec.as_ref(), path, false)?;
+    let (model, metadata) = (loaded.model, loaded.file_metadata);
     let loader = if args.held_out {
-        held_out_loader(&file, path, args.data.as_deref(), args.batch_size)?
+        held_out_loader(&metadata, path, args.data.as_deref(), args.batch_size)?
     } else {
         let data = args
             .data
             .as_deref()
             .expect("clap requires --data without --held-out");
-        data_set_loader(&file, data, args.format.as_deref(), args.batch_size)?
+        data_set_loader(&metadata, data, args.format.as_deref(), args.batch_size)?
     };
     let classes = loader.dataset().num_classes();
     if classes > model.num_classes() {
@@ -71,13 +98,13 @@ pub fn run_eval(args: &EvalArgs) -> Result<Evaluation> {
 
 /// Every image of `data`; `format` picks CIFAR labels or split for binary sets.
 fn data_set_loader(
-    file: &CheckpointFile,
+    metadata: &HashMap<String, String>,
     data: &Path,
     format: Option<&str>,
     batch_size: usize,
 ) -> Result<Loader> {
-    let mean = file.metadata.get("mean").map(|s| parse3(s)).transpose()?;
-    let std = file.metadata.get("std").map(|s| parse3(s)).transpose()?;
+    let mean = metadata.get("mean").map(|s| parse3(s)).transpose()?;
+    let std = metadata.get("std").map(|s| parse3(s)).transpose()?;
     let mut options = OpenOptions {
         split: Split::Test,
         cifar_label: CifarLabel::Fine,
@@ -106,13 +133,13 @@ fn data_set_loader(
 /// The validation loader of the run that wrote `file`, rebuilt from its stored config with the
 /// data source replaced by `data` when given.
 fn held_out_loader(
-    file: &CheckpointFile,
+    metadata: &HashMap<String, String>,
     path: &Path,
     data: Option<&Path>,
     batch_size: usize,
 ) -> Result<Loader> {
-    let text = file.meta("config").with_context(|| {
-        format!(
+    let text = metadata.get("config").ok_or_else(|| {
+        anyhow!(
             "{} holds no training config, so its held-out images are unknown \
              (--held-out needs a checkpoint written by `parnet train`)",
             path.display()
@@ -125,7 +152,7 @@ fn held_out_loader(
     cfg.train.eval_batch_size = batch_size;
     let run_data = data_setup::build(&cfg)?;
     let images = run_data.train.len() + run_data.val.len();
-    if let Some(recorded) = file.metadata.get(DATA_IMAGES_KEY)
+    if let Some(recorded) = metadata.get(DATA_IMAGES_KEY)
         && recorded.parse::<usize>().ok() != Some(images)
     {
         bail!(

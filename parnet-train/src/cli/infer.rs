@@ -1,20 +1,60 @@
-//! `parnet infer`.
+//! `parnet infer`: run a network on the images of a safetensors file and write its logits.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
 use parnet_core::Tensor;
 use parnet_core::io::{read_tensors, write_tensors};
+use parnet_core::models::NetworkSpec;
 use parnet_core::nn::Ctx;
 use parnet_core::nn::state::NamedTensor;
 
-use crate::model_io::{ModelSpec, load_model};
+use super::args::{ModelArgs, ThreadArgs};
+use crate::checkpoint::load_network;
 
-/// Reads `input` (N,3,H,W) from `input_path`, runs the model, writes `logits` (N,K) to
-/// `output_path`. Returns the logits' shape.
+/// Options of `parnet infer`.
+#[derive(Args, Debug, Clone)]
+pub struct InferArgs {
+    /// The network (default: the one the weights file records).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Weights or a training checkpoint, in either form.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// A safetensors file holding `input` (N, 3, H, W).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write `logits` (N, classes).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Run the deploy form (reparameterized when the file holds the training form).
+    #[arg(long)]
+    pub fused: bool,
+    #[command(flatten)]
+    pub threads: ThreadArgs,
+}
+
+/// Runs `parnet infer`.
+pub fn run(args: &InferArgs) -> Result<()> {
+    args.threads.apply()?;
+    let spec = args.model.spec_for_file(&args.weights)?;
+    let shape = infer_file(
+        spec.as_ref(),
+        &args.weights,
+        &args.input,
+        &args.output,
+        args.fused,
+    )?;
+    println!("wrote logits {shape:?} to {}", args.output.display());
+    Ok(())
+}
+
+/// Reads `input` (N,3,H,W) from `input_path`, runs the network (`spec`, or the one `weights`
+/// records), writes `logits` (N,K) to `output_path`. Returns the logits' shape.
 pub fn infer_file(
-    spec: &ModelSpec,
+    spec: Option<&NetworkSpec>,
     weights: &Path,
     input_path: &Path,
     output_path: &Path,
@@ -33,7 +73,7 @@ pub fn infer_file(
             input.shape
         );
     }
-    let model = load_model(spec, weights, fused)?;
+    let model = load_network(spec, weights, fused)?.model;
     let x = Tensor::from_vec(input.data, input.shape)?;
     let logits = model.forward(&x, Ctx::eval())?;
     let shape = logits.dims().to_vec();

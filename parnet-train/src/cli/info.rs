@@ -1,28 +1,58 @@
-//! `parnet info`.
+//! `parnet info`: parameters, multiply-adds and depth of any network, and every layer's output
+//! shape, read off its plan (no weights are run).
 
 use std::fmt::Write;
 
 use anyhow::{Result, bail};
-use parnet_core::models::parnet::{ModelInfo, Plan};
+use clap::Args;
+use parnet_core::models::info::ModelInfo;
+use parnet_core::models::{Network, NetworkSpec};
 use serde_json::{Value, json};
 
-use crate::model_io::ModelSpec;
+use super::args::ModelArgs;
 
-fn model_info(spec: &ModelSpec, image_size: Option<usize>) -> Result<ModelInfo> {
-    let cfg = spec.config()?;
-    let size = image_size.unwrap_or(cfg.default_image_size());
-    let m = cfg.size_multiple();
+/// Options of `parnet info`.
+#[derive(Args, Debug, Clone)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Square input size (default: the network's, 224 or 32).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the report of `args`.
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let spec = args.model.spec()?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info_json(&spec, args.image_size)?)?
+        );
+    } else {
+        print!("{}", info_text(&spec, args.image_size)?);
+    }
+    Ok(())
+}
+
+fn model_info(spec: &NetworkSpec, image_size: Option<usize>) -> Result<ModelInfo> {
+    let model: Box<dyn Network> = spec.build(0)?;
+    let size = image_size.unwrap_or(model.default_image_size());
+    let m = model.input_multiple();
     if size == 0 || !size.is_multiple_of(m) {
         bail!(
             "--image-size {size}: {} needs a positive multiple of {m}",
-            cfg.name
+            spec.name
         );
     }
-    Ok(Plan::new(&cfg).info(size))
+    Ok(model.info(size))
 }
 
 /// A human-readable report: totals, then one line per layer.
-pub fn info_text(spec: &ModelSpec, image_size: Option<usize>) -> Result<String> {
+pub fn info_text(spec: &NetworkSpec, image_size: Option<usize>) -> Result<String> {
     let info = model_info(spec, image_size)?;
     let mut s = String::new();
     let size = info.image_size;
@@ -41,14 +71,14 @@ pub fn info_text(spec: &ModelSpec, image_size: Option<usize>) -> Result<String> 
     writeln!(s, "depth: {}", info.depth)?;
     writeln!(
         s,
-        "{:<22} {:>18} {:>12} {:>12}",
+        "{:<26} {:>18} {:>12} {:>12}",
         "layer", "output (C,H,W)", "params", "MACs"
     )?;
     for l in &info.layers {
         let shape = format!("{:?}", l.out_shape);
         writeln!(
             s,
-            "{:<22} {:>18} {:>12} {:>12}",
+            "{:<26} {:>18} {:>12} {:>12}",
             l.name, shape, l.params_train, l.macs_train
         )?;
     }
@@ -56,7 +86,7 @@ pub fn info_text(spec: &ModelSpec, image_size: Option<usize>) -> Result<String> 
 }
 
 /// The same report as JSON.
-pub fn info_json(spec: &ModelSpec, image_size: Option<usize>) -> Result<Value> {
+pub fn info_json(spec: &NetworkSpec, image_size: Option<usize>) -> Result<Value> {
     let info = model_info(spec, image_size)?;
     let layers: Vec<Value> = info
         .layers

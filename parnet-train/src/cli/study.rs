@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
-use super::ThreadArgs;
+use super::args::{ModelArgs, ThreadArgs};
 use crate::config::TrainConfig;
 use crate::study::{StudyOptions, run_depth_study};
 
@@ -38,10 +38,12 @@ pub struct DepthArgs {
     /// Latency batch sizes, comma-separated [default: 1,32; quick: 1,8].
     #[arg(long, value_delimiter = ',')]
     pub batch: Option<Vec<usize>>,
-    /// Every sweep network matches the multiply-adds of parnet-cifar at this width
-    /// [default: 0.25; quick: 0.125].
-    #[arg(long)]
-    pub width_mult: Option<f64>,
+    /// The reference network, whose multiply-adds every sweep network matches [default:
+    /// parnet-cifar at --width-mult 0.25, quick: 0.125]; --width-mult is also the width of the
+    /// ParNet-style baselines, --activation (default: the config's) that of every ParNet-style
+    /// network, --classes (default 10) the class count of the timed networks.
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Base training config (data, optimiser, schedule) [default: the built-in synthetic job].
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -55,14 +57,43 @@ pub struct DepthArgs {
     pub threads: ThreadArgs,
 }
 
-/// Resolves the defaults and runs the study.
-pub fn run_study(cmd: &StudyCommand) -> Result<()> {
+/// Resolves the defaults, runs the study and prints its table.
+pub fn run(cmd: &StudyCommand) -> Result<()> {
     let StudyCommand::Depth(a) = cmd;
     a.threads.apply()?;
     let mut base = TrainConfig::load(a.config.as_deref())?;
     if let Some(d) = &a.data {
         base.data.source = d.clone();
     }
+    if let Some(act) = &a.model.activation {
+        base.model.activation = act.clone();
+    }
+    if a.model.width_mult.len() > 1 {
+        bail!("give one --width-mult");
+    }
+    let width_mult =
+        a.model
+            .width_mult
+            .first()
+            .copied()
+            .unwrap_or(if a.quick { 0.125 } else { 0.25 });
+    let classes = a.model.classes.unwrap_or(10);
+    let reference = match &a.model.model {
+        None => None,
+        Some(name) => {
+            let takes_width = name.starts_with("parnet") || name.starts_with("sequential");
+            let args = ModelArgs {
+                classes: Some(classes),
+                width_mult: if takes_width {
+                    vec![width_mult]
+                } else {
+                    Vec::new()
+                },
+                ..a.model.clone()
+            };
+            Some(args.spec()?)
+        }
+    };
     if base.data.source != "synthetic" && !Path::new(&base.data.source).exists() {
         bail!("data {} does not exist", base.data.source);
     }
@@ -75,7 +106,9 @@ pub fn run_study(cmd: &StudyCommand) -> Result<()> {
     let opts = StudyOptions {
         out: a.out.clone(),
         quick: a.quick,
-        width_mult: a.width_mult.unwrap_or(if a.quick { 0.125 } else { 0.25 }),
+        reference,
+        width_mult,
+        classes,
         batches: a
             .batch
             .clone()

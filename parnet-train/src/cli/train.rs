@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 
+use super::args::ModelArgs;
 use crate::config::{Overrides, TrainConfig};
 use crate::train::{TrainOptions, TrainSummary, resume, train};
 
@@ -17,8 +18,9 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, conflicts_with = "config")]
     pub resume: Option<PathBuf>,
-    #[arg(long)]
-    pub model: Option<String>,
+    /// The network (default: the config's; --classes default: the data set's class count).
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// `synthetic` or a data path (default: the config's, or $PARNET_DATA for real-data configs).
     #[arg(long)]
     pub data: Option<String>,
@@ -29,8 +31,6 @@ pub struct TrainArgs {
     pub batch_size: Option<usize>,
     #[arg(long)]
     pub lr: Option<f64>,
-    #[arg(long)]
-    pub width_mult: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long)]
@@ -44,6 +44,32 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Runs `parnet train` and prints how it ended.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let summary = run_train(args)?;
+    if summary.interrupted {
+        println!(
+            "run stopped early in {}; resume with --resume",
+            summary.run_dir.display()
+        );
+    } else {
+        println!(
+            "done: {} epochs, validation top-1 {:.2}%{} (best {:.2}%), {:.0} images/s, {:.0} s; run in {}",
+            summary.epochs_done,
+            100.0 * summary.final_val.top1,
+            summary.final_val_flip.map_or(String::new(), |f| format!(
+                " ({:.2}% with flip TTA)",
+                100.0 * f.top1
+            )),
+            100.0 * summary.best_val_top1,
+            summary.images_per_sec,
+            summary.seconds,
+            summary.run_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Resolves the configuration (file, then $PARNET_DATA for a config whose data path does not
@@ -63,13 +89,18 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
     {
         cfg.data.source = env;
     }
+    if args.model.width_mult.len() > 1 {
+        anyhow::bail!("give one --width-mult");
+    }
     cfg.apply(&Overrides {
-        model: args.model.clone(),
+        model: args.model.model.clone(),
+        classes: args.model.classes,
+        activation: args.model.activation.clone(),
         data: args.data.clone(),
         epochs: args.epochs,
         batch_size: args.batch_size,
         lr: args.lr,
-        width_mult: args.width_mult,
+        width_mult: args.model.width_mult.first().copied(),
         seed: args.seed,
         threads: args.threads,
         out: args.out.clone(),

@@ -7,20 +7,18 @@
 //! repeats go to `depth_study.csv` and into the charts as error bars; every single measurement
 //! goes to `depth_study_raw.csv`.
 
-pub mod latency;
 mod report;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use parnet_core::models::parnet::ParNetConfig;
 use parnet_core::models::parnet_sweep::{SweepSpec, depth_sweep};
 use parnet_core::models::{Network, NetworkSpec};
 
+use crate::bench::latency::{LatencyProtocol, mean_std, median_forward_ms};
 use crate::config::TrainConfig;
 use crate::metrics::read_log;
 use crate::train::{TrainOptions, last_checkpoint, resume, train};
-use latency::{LatencyProtocol, mean_std, median_forward_ms};
 pub use report::{Row, write_outputs};
 
 /// What `parnet study depth` runs.
@@ -29,8 +27,13 @@ pub struct StudyOptions {
     pub out: PathBuf,
     /// A small sweep (1 and 3 streams, two depths each) and few repeats: minutes on 2 cores.
     pub quick: bool,
-    /// Width multiplier of the `parnet-cifar` whose multiply-adds every sweep member matches.
+    /// The network whose multiply-adds every sweep member matches; `None`: `parnet-cifar` at
+    /// `width_mult`.
+    pub reference: Option<NetworkSpec>,
+    /// Width multiplier of the ParNet-style baselines (and of the default reference).
     pub width_mult: f64,
+    /// Classes of the networks timed (with training, the data's count is trained).
+    pub classes: usize,
     /// Batch sizes of the latency measurements (the first is the one charted against accuracy).
     pub batches: Vec<usize>,
     pub latency_repeats: usize,
@@ -55,12 +58,17 @@ pub struct Member {
 
 const IMAGE_SIZE: usize = 32;
 
-/// The networks of a study: the sweep at the multiply-adds of `parnet-cifar` x`width_mult`,
-/// then the baselines.
+/// The networks of a study: the sweep at the multiply-adds of the reference network
+/// (`parnet-cifar` x`width_mult` by default), then the baselines.
 pub fn members(opts: &StudyOptions, classes: usize) -> Result<Vec<Member>> {
-    let reference =
-        ParNetConfig::from_name("parnet-cifar", classes)?.with_width_mult(opts.width_mult)?;
-    let target = parnet_core::ParNet::new(reference, 0)?.macs(IMAGE_SIZE);
+    let reference = match &opts.reference {
+        Some(spec) => spec.clone(),
+        None => NetworkSpec {
+            width_mult: Some(opts.width_mult),
+            ..NetworkSpec::new("parnet-cifar", classes)
+        },
+    };
+    let target = reference.build(0)?.macs(IMAGE_SIZE);
     let sweep = depth_sweep(target, IMAGE_SIZE, classes, opts.quick);
     if sweep.is_empty() {
         bail!("no sweep network matches {target} multiply-adds; try another --width-mult");
@@ -125,9 +133,8 @@ pub fn run_depth_study(opts: &StudyOptions, verbose: bool) -> Result<Vec<Row>> {
     }
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
-    // The class count only changes the classifier; latency is measured with 10.
-    let classes = 10;
-    let members = members(opts, classes)?;
+    // The class count only changes the classifier.
+    let members = members(opts, opts.classes)?;
     let models = members
         .iter()
         .map(|m| m.spec.build(0))

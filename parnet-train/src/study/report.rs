@@ -8,8 +8,8 @@ use parnet_core::io::write_atomic;
 use parnet_core::models::Network;
 use serde::Serialize;
 
-use super::latency::mean_std;
 use super::{Member, StudyOptions, TrainResult};
+use crate::bench::latency::mean_std;
 use crate::plot::{Chart, Point, Series, draw, draw_panels};
 
 /// One network's figures. Latency columns are per batch size in `StudyOptions::batches`.

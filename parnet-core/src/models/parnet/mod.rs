@@ -9,7 +9,6 @@ pub mod model;
 pub mod plan;
 
 pub use config::{Activation, Layout, ParNetConfig, VARIANTS};
-pub use info::{LayerInfo, ModelInfo};
 pub use model::ParNet;
 pub use plan::Plan;
 

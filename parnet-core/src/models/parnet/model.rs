@@ -4,15 +4,16 @@
 use super::block::RepBlock;
 use super::config::{Activation, ParNetConfig};
 use super::fusion::FusionBlock;
-use super::info::ModelInfo;
 use super::plan::{FinalSpec, Plan};
 use crate::Param;
 use crate::error::{Result, invalid, shape_error};
-use crate::nn::{Conv2d, ConvBn, Ctx, Init, Linear, Module, StateBuffer};
+use crate::models::Network;
+use crate::models::conv_unit::ConvUnit;
+use crate::models::info::ModelInfo;
+use crate::nn::{ConvBn, Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::dropout::dropout;
 use crate::ops::pool::global_avg_pool;
-use crate::reparam::fold_into_conv;
 use crate::tensor::Tensor;
 
 /// The layer after the last fusion.
@@ -20,20 +21,23 @@ use crate::tensor::Tensor;
 pub enum FinalLayer {
     /// ImageNet: the wide downsampling block.
     Block(RepBlock),
-    /// CIFAR, training form: 1x1 conv + BN, then the activation.
-    ConvBn(ConvBn),
-    /// CIFAR, deploy form: 1x1 conv with the BN folded in, then the activation.
-    Conv(Conv2d),
+    /// CIFAR: 1x1 conv + BN (folded in the deploy form), then the activation.
+    Conv(ConvUnit),
 }
 
 impl FinalLayer {
-    /// `x` through the layer; the conv forms are followed by `activation` (the block has its own).
+    /// `x` through the layer; the conv is followed by `activation` (the block has its own).
     pub fn forward(&self, x: &Tensor, ctx: Ctx, activation: Activation) -> Result<Tensor> {
         Ok(match self {
             FinalLayer::Block(b) => b.forward(x, ctx)?,
-            FinalLayer::ConvBn(cb) => activation.apply(&cb.forward(x, ctx)?),
-            FinalLayer::Conv(c) => activation.apply(&c.forward(x, ctx.track_grad)?),
+            FinalLayer::Conv(c) => activation.apply(&c.forward(x, ctx)?),
         })
+    }
+
+    /// The CIFAR form: a 1x1 conv `cin -> cout` and its BN, keys `<prefix>.conv.*`, `<prefix>.bn.*`.
+    pub fn conv1x1(prefix: &str, cin: usize, cout: usize, init: Init) -> Result<FinalLayer> {
+        let cb = ConvBn::new(prefix, cin, cout, 1, Conv2dParams::new(1, 0, 1), init)?;
+        Ok(FinalLayer::Conv(ConvUnit::Train(cb)))
     }
 
     /// The deploy form: the block reparameterized, or the BN folded into the 1x1 conv (same key
@@ -41,8 +45,7 @@ impl FinalLayer {
     pub fn fused(&self) -> Result<FinalLayer> {
         Ok(match self {
             FinalLayer::Block(b) => FinalLayer::Block(b.fused()?),
-            FinalLayer::ConvBn(cb) => FinalLayer::Conv(fold_into_conv(cb)?),
-            FinalLayer::Conv(c) => FinalLayer::Conv(c.deep_clone()),
+            FinalLayer::Conv(c) => FinalLayer::Conv(c.deploy()?),
         })
     }
 }
@@ -51,7 +54,6 @@ impl Module for FinalLayer {
     fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
         match self {
             FinalLayer::Block(b) => b.visit_params(f),
-            FinalLayer::ConvBn(cb) => cb.visit_params(f),
             FinalLayer::Conv(c) => c.visit_params(f),
         }
     }
@@ -59,8 +61,7 @@ impl Module for FinalLayer {
     fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
         match self {
             FinalLayer::Block(b) => b.visit_buffers(f),
-            FinalLayer::ConvBn(cb) => cb.visit_buffers(f),
-            FinalLayer::Conv(_) => {}
+            FinalLayer::Conv(c) => c.visit_buffers(f),
         }
     }
 }
@@ -96,14 +97,9 @@ impl ParNet {
         }
         let final_layer = match &plan.final_layer {
             FinalSpec::Block(s) => FinalLayer::Block(block(s)?),
-            FinalSpec::Conv1x1 { prefix, cin, cout } => FinalLayer::ConvBn(ConvBn::new(
-                prefix,
-                *cin,
-                *cout,
-                1,
-                Conv2dParams::new(1, 0, 1),
-                init,
-            )?),
+            FinalSpec::Conv1x1 { prefix, cin, cout } => {
+                FinalLayer::conv1x1(prefix, *cin, *cout, init)?
+            }
         };
         Ok(ParNet {
             down0: block(&plan.down0)?,
@@ -116,11 +112,6 @@ impl ParNet {
             plan,
             config,
         })
-    }
-
-    /// Parameters, multiply-adds, depth and per-layer shapes for a square input.
-    pub fn info(&self, image_size: usize) -> ModelInfo {
-        self.plan.info(image_size)
     }
 
     /// Whether the model is in deploy (reparameterized) form.
@@ -244,5 +235,39 @@ impl Module for ParNet {
         self.fuse1.visit_buffers(f);
         self.fuse2.visit_buffers(f);
         self.final_layer.visit_buffers(f);
+    }
+}
+
+impl Network for ParNet {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn num_classes(&self) -> usize {
+        self.config.num_classes
+    }
+
+    fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor> {
+        ParNet::forward(self, x, ctx)
+    }
+
+    fn info(&self, image_size: usize) -> ModelInfo {
+        self.plan.info(image_size)
+    }
+
+    fn is_deploy(&self) -> bool {
+        self.is_fused()
+    }
+
+    fn deploy(&self) -> Result<Box<dyn Network>> {
+        Ok(Box::new(self.fused()?))
+    }
+
+    fn default_image_size(&self) -> usize {
+        self.config.default_image_size()
+    }
+
+    fn input_multiple(&self) -> usize {
+        self.config.size_multiple()
     }
 }

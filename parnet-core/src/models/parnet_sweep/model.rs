@@ -5,12 +5,11 @@ use super::spec::SweepSpec;
 use crate::Param;
 use crate::error::{Result, shape_error};
 use crate::models::Network;
-use crate::models::parnet::ModelInfo;
+use crate::models::info::ModelInfo;
 use crate::models::parnet::block::RepBlock;
 use crate::models::parnet::fusion::FusionBlock;
 use crate::models::parnet::model::FinalLayer;
-use crate::nn::{ConvBn, Ctx, Init, Linear, Module, StateBuffer};
-use crate::ops::conv2d::Conv2dParams;
+use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::pool::global_avg_pool;
 use crate::tensor::Tensor;
 
@@ -74,23 +73,11 @@ impl SweepNet {
                 .map(|f| FusionBlock::new(f, act, DOUBLE_GATE, init))
                 .collect::<Result<_>>()?,
             tail: blocks(&plan.tail)?,
-            final_layer: FinalLayer::ConvBn(ConvBn::new(
-                "final",
-                cin,
-                cout,
-                1,
-                Conv2dParams::new(1, 0, 1),
-                init,
-            )?),
+            final_layer: FinalLayer::conv1x1("final", cin, cout, init)?,
             head: Linear::new("head.fc", plan.head.0, plan.head.1, init)?,
             spec,
             plan,
         })
-    }
-
-    /// Counts, depth and per-layer shapes at a square `image_size` input.
-    pub fn info(&self, image_size: usize) -> ModelInfo {
-        self.plan.info(image_size)
     }
 
     /// Whether the model is in deploy (reparameterized) form.
@@ -215,24 +202,23 @@ impl Network for SweepNet {
         SweepNet::forward(self, x, ctx)
     }
 
-    fn depth(&self) -> usize {
-        self.info(self.spec.size_multiple()).depth
+    fn info(&self, image_size: usize) -> ModelInfo {
+        self.plan.info(image_size)
     }
 
-    fn input_multiple(&self) -> usize {
-        self.spec.size_multiple()
+    fn is_deploy(&self) -> bool {
+        self.is_fused()
     }
 
     fn deploy(&self) -> Result<Box<dyn Network>> {
         Ok(Box::new(self.fused()?))
     }
 
-    fn macs(&self, image_size: usize) -> usize {
-        let info = self.info(image_size);
-        if self.is_fused() {
-            info.macs_fused
-        } else {
-            info.macs_train
-        }
+    fn default_image_size(&self) -> usize {
+        32
+    }
+
+    fn input_multiple(&self) -> usize {
+        self.spec.size_multiple()
     }
 }

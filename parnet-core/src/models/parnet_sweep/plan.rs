@@ -1,11 +1,11 @@
 //! A sweep member as data: every block with its key prefix, channels and stride, and the edges
 //! between layers. The model is built from this plan, and depth, parameters and multiply-adds are
-//! read off the same plan (through [`LayerInfo`] and [`longest_path`]), so they cannot drift
+//! read off the same plan (through [`LayerInfo`] and `models::info::longest_path`), so they cannot drift
 //! apart.
 
 use super::spec::{MAX_WIDTH, SweepSpec};
 use crate::error::{Result, invalid};
-use crate::models::parnet::info::{LayerInfo, ModelInfo, longest_path};
+use crate::models::info::{LayerInfo, ModelInfo};
 use crate::models::parnet::plan::{BlockSpec, FusionSpec};
 
 /// The blocks of one member (see the module docs of [`super`] for the topology).
@@ -100,17 +100,7 @@ impl SweepPlan {
         let mut layers: Vec<LayerInfo> = Vec::new();
         let push_block = |layers: &mut Vec<LayerInfo>, b: &BlockSpec, input: Option<usize>| {
             let hw = input.map_or(image_size, |i| layers[i].out_shape[1]);
-            let (macs_train, macs_fused) = b.macs(hw, hw);
-            layers.push(LayerInfo {
-                name: b.prefix.trim_end_matches(".block").to_string(),
-                out_shape: [b.cout, hw / b.stride, hw / b.stride],
-                params_train: b.params_train(),
-                params_fused: b.params_fused(),
-                macs_train,
-                macs_fused,
-                inputs: input.into_iter().collect(),
-                counts_for_depth: true,
-            });
+            layers.push(b.layer_info(input, hw));
             layers.len() - 1
         };
         let mut prev = None;
@@ -136,17 +126,7 @@ impl SweepPlan {
         }
         for (fusion, &stream) in self.fusions.iter().zip(&stream_out[1..]) {
             let hw = layers[stream].out_shape[1];
-            let c = fusion.channels;
-            layers.push(LayerInfo {
-                name: format!("{}.0", fusion.prefix),
-                out_shape: [2 * c, hw, hw],
-                params_train: 4 * c,
-                params_fused: 4 * c,
-                macs_train: 0,
-                macs_fused: 0,
-                inputs: vec![stream, merged],
-                counts_for_depth: false,
-            });
+            layers.push(fusion.bn_layer_info(stream, merged, hw));
             let bns = layers.len() - 1;
             merged = push_block(&mut layers, &fusion.block, Some(bns));
         }
@@ -168,16 +148,7 @@ impl SweepPlan {
 
     /// Totals, depth (longest path, spec section 4) and the per-layer table.
     pub fn info(&self, image_size: usize) -> ModelInfo {
-        let layers = self.layers(image_size);
-        ModelInfo {
-            image_size,
-            params_train: layers.iter().map(|l| l.params_train).sum(),
-            params_fused: layers.iter().map(|l| l.params_fused).sum(),
-            macs_train: layers.iter().map(|l| l.macs_train).sum(),
-            macs_fused: layers.iter().map(|l| l.macs_fused).sum(),
-            depth: longest_path(&layers),
-            layers,
-        }
+        ModelInfo::from_layers(image_size, self.layers(image_size))
     }
 }
 

@@ -5,6 +5,8 @@
 use super::BlockKind;
 use crate::Param;
 use crate::error::Result;
+use crate::models::conv_unit::ConvUnit;
+use crate::models::info::LayerInfo;
 use crate::nn::{ConvBn, Ctx, Init, Module, StateBuffer, join_name};
 use crate::ops::activation::relu;
 use crate::ops::add;
@@ -12,14 +14,15 @@ use crate::ops::conv2d::Conv2dParams;
 use crate::tensor::Tensor;
 
 /// A conv (no bias, padding `kernel / 2`, one group) and its BN, under torchvision's names.
-fn resnet_conv_bn(
+pub(super) fn resnet_conv_bn(
     conv_name: &str,
     bn_name: &str,
     (cin, cout, kernel, stride): (usize, usize, usize, usize),
     init: Init,
-) -> Result<ConvBn> {
+) -> Result<ConvUnit> {
     let params = Conv2dParams::new(stride, kernel / 2, 1);
-    ConvBn::with_names(conv_name, bn_name, (cin, cout, kernel), params, init)
+    let cb = ConvBn::with_names(conv_name, bn_name, (cin, cout, kernel), params, init)?;
+    Ok(ConvUnit::Train(cb))
 }
 
 /// One residual block: `relu(main(x) + shortcut(x))`, where `main` is the conv/BN chain with a
@@ -27,10 +30,10 @@ fn resnet_conv_bn(
 pub struct ResidualBlock {
     pub kind: BlockKind,
     /// `conv1/bn1, conv2/bn2` (basic) or `conv1/bn1 .. conv3/bn3` (bottleneck).
-    pub main: Vec<ConvBn>,
+    pub main: Vec<ConvUnit>,
     /// `downsample.0` (1x1 conv, stride s) and `downsample.1` (BN): present when the stride is
     /// not 1 or the channel count changes (torchvision's rule; option B of He et al.).
-    pub downsample: Option<ConvBn>,
+    pub downsample: Option<ConvUnit>,
     pub in_channels: usize,
     pub out_channels: usize,
     pub stride: usize,
@@ -102,26 +105,83 @@ impl ResidualBlock {
         Ok(relu(&add(&y, &shortcut)?))
     }
 
-    /// Multiply-adds per image (main path and projection) for an `h x w` input, and the output
-    /// size.
-    pub fn macs(&self, hw: (usize, usize)) -> (usize, (usize, usize)) {
-        let (mut total, mut size) = (0, hw);
-        for pair in &self.main {
-            let (m, out) = pair.macs(size);
-            total += m;
-            size = out;
-        }
-        if let Some(projection) = &self.downsample {
-            total += projection.macs(hw).0;
-        }
-        (total, size)
+    /// The deploy form: every BN folded into its conv.
+    pub fn deploy(&self) -> Result<ResidualBlock> {
+        Ok(ResidualBlock {
+            kind: self.kind,
+            main: self
+                .main
+                .iter()
+                .map(ConvUnit::deploy)
+                .collect::<Result<_>>()?,
+            downsample: self.downsample.as_ref().map(ConvUnit::deploy).transpose()?,
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            stride: self.stride,
+        })
     }
 
-    /// Layers on the longest path through the block: the main path, or the projection (one
-    /// conv, in parallel) if that were longer.
-    pub fn depth(&self) -> usize {
-        self.main.len().max(usize::from(self.downsample.is_some()))
+    /// Appends the block's convs (main path, projection) and its residual sum to `layers`, on an
+    /// `hw` input from layer `input`; returns the sum's index.
+    pub fn push_layers(
+        &self,
+        layers: &mut Vec<LayerInfo>,
+        input: usize,
+        hw: (usize, usize),
+    ) -> usize {
+        let mut prev = input;
+        let mut size = hw;
+        for unit in &self.main {
+            let (info, out) = conv_layer_info(unit, prev, size);
+            layers.push(info);
+            prev = layers.len() - 1;
+            size = out;
+        }
+        let shortcut = match &self.downsample {
+            Some(projection) => {
+                layers.push(conv_layer_info(projection, input, hw).0);
+                layers.len() - 1
+            }
+            None => input,
+        };
+        let name = self.main[0].conv().weight.name();
+        let prefix = name.rsplit_once(".conv1").map_or(name, |(p, _)| p);
+        layers.push(LayerInfo {
+            name: format!("{prefix} (sum)"),
+            out_shape: [self.out_channels, size.0, size.1],
+            params_train: 0,
+            params_fused: 0,
+            macs_train: 0,
+            macs_fused: 0,
+            inputs: vec![prev, shortcut],
+            counts_for_depth: false,
+        });
+        layers.len() - 1
     }
+}
+
+/// One conv (+ BN) as a layer of the table, on an `hw` input from layer `input`; and its output
+/// size. The deploy form keeps the conv's parameters and gains a bias in place of the BN.
+pub(super) fn conv_layer_info(
+    unit: &ConvUnit,
+    input: usize,
+    hw: (usize, usize),
+) -> (LayerInfo, (usize, usize)) {
+    let conv = unit.conv();
+    let (macs, out) = conv.macs_at(hw);
+    let weights = conv.weight.numel();
+    let cout = conv.out_channels;
+    let info = LayerInfo {
+        name: conv.weight.name().trim_end_matches(".weight").to_string(),
+        out_shape: [cout, out.0, out.1],
+        params_train: weights + 2 * cout,
+        params_fused: weights + cout,
+        macs_train: macs,
+        macs_fused: macs,
+        inputs: vec![input],
+        counts_for_depth: true,
+    };
+    (info, out)
 }
 
 impl Module for ResidualBlock {

@@ -1,7 +1,6 @@
 //! The deep baselines: ResNet-18/34/50 in the torchvision layout (He et al. 2016, torchvision's
 //! `resnet.py`, Bottleneck "v1.5" with the stride on the 3x3 conv) and the CIFAR ResNet-20/56 of
-//! He et al. 2016 section 4.2, plus [`baseline_by_name`], which also builds the
-//! [`SequentialParNet`](crate::models::sequential_parnet::SequentialParNet).
+//! He et al. 2016 section 4.2. (The registry, `models::registry`, builds them by name.)
 //!
 //! - ImageNet stem: 7x7/2 conv (64) + BN + ReLU + 3x3/2 max pool (padding 1); four stages of
 //!   widths 64/128/256/512 (x4 output for the bottleneck), the first block of stages 2-4 with
@@ -22,9 +21,6 @@ pub use block::ResidualBlock;
 pub use model::ResNet;
 
 use crate::error::{Result, invalid};
-use crate::models::Network;
-use crate::models::parnet::ParNetConfig;
-use crate::models::sequential_parnet::SequentialParNet;
 
 /// Which residual block a ResNet is made of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +72,7 @@ pub const RESNET_VARIANTS: [&str; 5] = [
     "resnet-56",
 ];
 
-/// Every name [`baseline_by_name`] accepts.
+/// The deep baselines of the study: the ResNets and the sequential ParNet.
 pub const BASELINES: [&str; 6] = [
     "resnet-18",
     "resnet-34",
@@ -144,46 +140,6 @@ impl ResNetConfig {
         }
         Ok(())
     }
-}
-
-/// A baseline by name (one of [`BASELINES`]), freshly initialised from `seed`.
-pub fn baseline_by_name(name: &str, num_classes: usize, seed: u64) -> Result<Box<dyn Network>> {
-    baseline_by_name_with_width(name, num_classes, 1.0, seed)
-}
-
-/// As [`baseline_by_name`], with the width multiplier of `parnet-cifar`
-/// ([`ParNetConfig::with_width_mult`]) for `sequential-parnet-cifar`; the ResNets accept only 1.
-pub fn baseline_by_name_with_width(
-    name: &str,
-    num_classes: usize,
-    width_mult: f64,
-    seed: u64,
-) -> Result<Box<dyn Network>> {
-    if name == "sequential-parnet-cifar" {
-        let mut config = ParNetConfig::from_name("parnet-cifar", num_classes)?;
-        if width_mult != 1.0 {
-            config = config.with_width_mult(width_mult)?;
-        }
-        return Ok(Box::new(SequentialParNet::new(config, seed)?));
-    }
-    if !BASELINES.contains(&name) {
-        return Err(invalid(
-            "model",
-            format!("unknown baseline {name:?}; known: {}", BASELINES.join(", ")),
-        ));
-    }
-    if width_mult != 1.0 {
-        return Err(invalid(
-            "model",
-            format!(
-                "{name}: a width multiplier ({width_mult}) applies only to sequential-parnet-cifar"
-            ),
-        ));
-    }
-    Ok(Box::new(ResNet::new(
-        ResNetConfig::from_name(name, num_classes)?,
-        seed,
-    )?))
 }
 
 #[cfg(test)]

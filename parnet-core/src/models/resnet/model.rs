@@ -1,22 +1,24 @@
-//! The whole ResNet: stem, stages of residual blocks, global average pool, linear classifier.
+//! The whole ResNet: stem, stages of residual blocks, global average pool, linear classifier; its
+//! deploy form (every BN folded into its conv) and its layer table.
 
-use super::block::ResidualBlock;
+use super::block::{ResidualBlock, conv_layer_info, resnet_conv_bn};
 use super::{ResNetConfig, Stem};
 use crate::Param;
 use crate::error::{Result, shape_error};
 use crate::models::Network;
-use crate::nn::{BatchNorm2d, Conv2d, Ctx, Init, Linear, Module, StateBuffer};
+use crate::models::conv_unit::ConvUnit;
+use crate::models::info::{LayerInfo, ModelInfo};
+use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::activation::relu;
-use crate::ops::conv2d::Conv2dParams;
 use crate::ops::pool::{MaxPool2dParams, global_avg_pool, max_pool2d};
 use crate::tensor::Tensor;
 
-/// A ResNet with torchvision parameter names (`conv1`, `bn1`, `layer{s}.{i}.*`, `fc`).
+/// A ResNet with torchvision parameter names (`conv1`, `bn1`, `layer{s}.{i}.*`, `fc`); in the
+/// deploy form the BNs are folded into the convs (`conv1.bias`, ...).
 pub struct ResNet {
     pub config: ResNetConfig,
-    /// 7x7/2 pad 3 (ImageNet) or 3x3/1 pad 1 (CIFAR), no bias.
-    pub conv1: Conv2d,
-    pub bn1: BatchNorm2d,
+    /// `conv1` + `bn1`: 7x7/2 pad 3 (ImageNet) or 3x3/1 pad 1 (CIFAR), no bias.
+    pub stem: ConvUnit,
     /// `layers[s]` is `layer{s+1}`.
     pub layers: Vec<Vec<ResidualBlock>>,
     pub fc: Linear,
@@ -29,12 +31,11 @@ impl ResNet {
         config.validate()?;
         let init = Init::new(seed);
         let stem_width = config.widths[0];
-        let (kernel, params) = match config.stem {
-            Stem::ImageNet => (7, Conv2dParams::new(2, 3, 1)),
-            Stem::Cifar => (3, Conv2dParams::new(1, 1, 1)),
+        let (kernel, stride) = match config.stem {
+            Stem::ImageNet => (7, 2),
+            Stem::Cifar => (3, 1),
         };
-        let conv1 = Conv2d::new("conv1", 3, stem_width, kernel, params, false, init)?;
-        let bn1 = BatchNorm2d::new("bn1", stem_width)?;
+        let stem = resnet_conv_bn("conv1", "bn1", (3, stem_width, kernel, stride), init)?;
         let mut in_channels = stem_width;
         let mut layers = Vec::new();
         for (s, (&blocks, &planes)) in config.blocks.iter().zip(&config.widths).enumerate() {
@@ -52,8 +53,7 @@ impl ResNet {
         let fc = Linear::new("fc", in_channels, config.num_classes, init)?;
         Ok(ResNet {
             config,
-            conv1,
-            bn1,
+            stem,
             layers,
             fc,
         })
@@ -75,11 +75,7 @@ impl ResNet {
                 ));
             }
         }
-        let mut y = relu(
-            &self
-                .bn1
-                .forward(&self.conv1.forward(x, ctx.track_grad)?, ctx)?,
-        );
+        let mut y = relu(&self.stem.forward(x, ctx)?);
         if self.config.stem == Stem::ImageNet {
             y = max_pool2d(&y, MaxPool2dParams::RESNET_STEM)?;
         }
@@ -91,39 +87,65 @@ impl ResNet {
         self.fc.forward(&pooled.reshape([n, c])?, ctx.track_grad)
     }
 
-    /// Multiply-adds per image (convs, projections and the classifier) at `h x w`.
-    pub fn macs_at(&self, h: usize, w: usize) -> usize {
-        let mut size = self.conv1.out_size(h, w);
-        let mut total = self.conv1.macs(size.0, size.1);
+    /// The deploy form: every BN folded into its conv (eval statistics).
+    pub fn deploy(&self) -> Result<ResNet> {
+        Ok(ResNet {
+            config: self.config.clone(),
+            stem: self.stem.deploy()?,
+            layers: self
+                .layers
+                .iter()
+                .map(|stage| stage.iter().map(ResidualBlock::deploy).collect())
+                .collect::<Result<_>>()?,
+            fc: self.fc.deep_clone(),
+        })
+    }
+
+    /// Every conv, the stem pool, each residual sum and the classifier, for an `h x w` input.
+    /// Projection shortcuts run beside the main path, so the longest path is the stem conv, each
+    /// block's main path and the classifier.
+    pub fn info_at(&self, h: usize, w: usize) -> ModelInfo {
+        let mut layers = Vec::new();
+        let (stem, mut size) = conv_layer_info(&self.stem, 0, (h, w));
+        layers.push(LayerInfo {
+            inputs: Vec::new(),
+            ..stem
+        });
         if self.config.stem == Stem::ImageNet {
             let pool = MaxPool2dParams::RESNET_STEM;
             size = (pool.out_len(size.0), pool.out_len(size.1));
+            layers.push(LayerInfo {
+                name: "maxpool".into(),
+                out_shape: [self.config.widths[0], size.0, size.1],
+                params_train: 0,
+                params_fused: 0,
+                macs_train: 0,
+                macs_fused: 0,
+                inputs: vec![0],
+                counts_for_depth: false,
+            });
         }
+        let mut prev = layers.len() - 1;
         for block in self.blocks() {
-            let (m, out) = block.macs(size);
-            total += m;
-            size = out;
+            prev = block.push_layers(&mut layers, prev, size);
+            let [_, ho, wo] = layers[prev].out_shape;
+            size = (ho, wo);
         }
-        total + self.fc.in_features * self.fc.out_features
-    }
-
-    /// Longest input-to-output path in conv and linear layers: the stem conv, each block's
-    /// longest path (projection shortcuts run in parallel and do not lengthen it), the classifier.
-    pub fn depth(&self) -> usize {
-        1 + self.blocks().map(ResidualBlock::depth).sum::<usize>() + 1
+        let (features, classes) = (self.fc.in_features, self.fc.out_features);
+        layers.push(LayerInfo::classifier("fc", features, classes, prev));
+        ModelInfo::from_layers(h, layers)
     }
 }
 
 impl Module for ResNet {
     fn visit_params(&self, f: &mut dyn FnMut(&Param)) {
-        self.conv1.visit_params(f);
-        self.bn1.visit_params(f);
+        self.stem.visit_params(f);
         self.blocks().for_each(|b| b.visit_params(f));
         self.fc.visit_params(f);
     }
 
     fn visit_buffers(&self, f: &mut dyn FnMut(&StateBuffer)) {
-        self.bn1.visit_buffers(f);
+        self.stem.visit_buffers(f);
         self.blocks().for_each(|b| b.visit_buffers(f));
     }
 }
@@ -141,11 +163,22 @@ impl Network for ResNet {
         ResNet::forward(self, x, ctx)
     }
 
-    fn depth(&self) -> usize {
-        ResNet::depth(self)
+    fn info(&self, image_size: usize) -> ModelInfo {
+        self.info_at(image_size, image_size)
     }
 
-    fn macs(&self, image_size: usize) -> usize {
-        self.macs_at(image_size, image_size)
+    fn is_deploy(&self) -> bool {
+        self.stem.is_deploy()
+    }
+
+    fn default_image_size(&self) -> usize {
+        match self.config.stem {
+            Stem::ImageNet => 224,
+            Stem::Cifar => 32,
+        }
+    }
+
+    fn deploy(&self) -> Result<Box<dyn Network>> {
+        Ok(Box::new(ResNet::deploy(self)?))
     }
 }

@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::Tensor;
+use crate::models::Network;
+use crate::nn::testing::perturb_batch_norms;
 use crate::nn::{Ctx, Module};
 use crate::ops::loss::cross_entropy;
 use crate::testing::{random_values, to_f32};
@@ -85,20 +87,20 @@ fn torchvision_parameter_names() {
         .map(|l| l[0].downsample.is_some())
         .collect();
     assert_eq!(projections, [false, true, true, true]);
-    assert_eq!(r18.layers[1][0].main[0].conv.params.stride, 2);
+    assert_eq!(r18.layers[1][0].main[0].conv().params.stride, 2);
     // ResNet-50 v1.5: the stride sits on the 3x3 conv, not on the first 1x1.
     let block = &model.layers[1][0];
     assert_eq!(
         (
-            block.main[0].conv.params.stride,
-            block.main[1].conv.params.stride
+            block.main[0].conv().params.stride,
+            block.main[1].conv().params.stride
         ),
         (1, 2)
     );
-    assert_eq!(block.main[1].conv.kernel, 3);
+    assert_eq!(block.main[1].conv().kernel, 3);
     // The fc weight is [classes, features] and the first conv 7x7.
     assert_eq!(model.fc.weight.shape().dims(), &[1000, 2048]);
-    assert_eq!(model.conv1.weight.shape().dims(), &[64, 3, 7, 7]);
+    assert_eq!(model.stem.conv().weight.shape().dims(), &[64, 3, 7, 7]);
 }
 
 #[test]
@@ -172,28 +174,27 @@ fn fixed_seed_is_deterministic() {
     }
 }
 
+/// The deploy form (every BN folded into its conv) computes the eval-mode function, under
+/// torchvision's names with a bias per conv and no BN tensors.
 #[test]
-fn baselines_by_name() {
-    for name in BASELINES {
-        let model = baseline_by_name(name, 10, 0).unwrap();
-        assert_eq!(model.name(), name);
-        assert_eq!(model.num_classes(), 10);
+fn deploy_form_folds_every_batch_norm_and_computes_the_same_logits() {
+    for (name, size) in [("resnet-20", 16), ("resnet-50", 32)] {
+        let model = resnet(name, 10, 3);
+        perturb_batch_norms(&model, 4);
+        let deploy = model.deploy().unwrap();
+        let x = images(2, size, 5);
+        let a = model.forward(&x, Ctx::eval()).unwrap();
+        let b = deploy.forward(&x, Ctx::eval()).unwrap();
+        let scale = a.data().iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (u, v) in a.data().iter().zip(b.data()) {
+            assert!((u - v).abs() <= 1e-4 * scale + 1e-5, "{name}: {u} vs {v}");
+        }
+        let mut names = Vec::new();
+        deploy.visit_params(&mut |p| names.push(p.name().to_string()));
+        assert!(names.contains(&"conv1.bias".to_string()), "{name}");
+        assert!(names.iter().all(|n| !n.contains("bn")), "{name}");
+        let mut buffers = 0;
+        deploy.visit_buffers(&mut |_| buffers += 1);
+        assert_eq!(buffers, 0, "{name}");
     }
-    assert_eq!(
-        baseline_by_name("resnet-20", 10, 0).unwrap().num_params(),
-        272_474
-    );
-    let half = baseline_by_name_with_width("sequential-parnet-cifar", 10, 0.5, 0).unwrap();
-    let full = baseline_by_name("sequential-parnet-cifar", 10, 0).unwrap();
-    assert!(half.num_params() * 3 < full.num_params());
-    let err = baseline_by_name("resnet-101", 10, 0)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        err.contains("resnet-101") && err.contains("resnet-56"),
-        "{err}"
-    );
-    assert!(baseline_by_name_with_width("resnet-20", 10, 2.0, 0).is_err());
-    assert!(baseline_by_name("resnet-18", 0, 0).is_err());
 }

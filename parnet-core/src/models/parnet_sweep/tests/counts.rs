@@ -113,8 +113,7 @@ fn built_macs(net: &SweepNet, image_size: usize) -> usize {
     let (m, hw) = chain_macs(&net.tail, merged);
     total += m;
     total += match &net.final_layer {
-        FinalLayer::ConvBn(cb) => cb.conv.macs(hw, hw),
-        FinalLayer::Conv(c) => c.macs(hw, hw),
+        FinalLayer::Conv(c) => c.conv().macs(hw, hw),
         FinalLayer::Block(_) => unreachable!("the sweep ends in a 1x1 conv"),
     };
     total + net.head.in_features * net.head.out_features

@@ -1,11 +1,14 @@
-//! Forward latency of any network, as repeated medians so that a spread can be reported.
+//! Forward latency of any network (`parnet bench latency`, the depth study), as repeated medians
+//! so that a spread can be reported.
 
+use std::fmt;
 use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use parnet_core::Tensor;
-use parnet_core::models::Network;
+use parnet_core::models::{Network, NetworkSpec};
 use parnet_core::nn::Ctx;
+use serde::Serialize;
 
 /// How one latency figure is taken: `warmup` untimed forwards, then the median of `runs` timed
 /// ones (eval mode, no gradient tracking, streams as `parallel_streams` says).
@@ -73,6 +76,92 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     }
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     (mean, var.sqrt())
+}
+
+/// Forward latency over repeated runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyStats {
+    pub model: String,
+    pub batch: usize,
+    pub image_size: usize,
+    pub fused: bool,
+    pub parallel_streams: bool,
+    pub threads: usize,
+    pub runs: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+impl fmt::Display for LatencyStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} batch {} at {}x{}, {}, streams {}, {} threads: median {:.2} ms, min {:.2} ms, max {:.2} ms over {} runs",
+            self.model,
+            self.batch,
+            self.image_size,
+            self.image_size,
+            if self.fused { "fused" } else { "unfused" },
+            if self.parallel_streams {
+                "parallel"
+            } else {
+                "sequential"
+            },
+            self.threads,
+            self.median_ms,
+            self.min_ms,
+            self.max_ms,
+            self.runs
+        )
+    }
+}
+
+/// Times `runs` inference forwards (after `warmup` untimed ones) of a randomly initialised
+/// `spec` (its deploy form with `fused`) at a square `image_size` (default: the network's).
+pub fn measure_latency(
+    spec: &NetworkSpec,
+    batch: usize,
+    image_size: Option<usize>,
+    fused: bool,
+    parallel_streams: bool,
+    warmup: usize,
+    runs: usize,
+) -> Result<LatencyStats> {
+    ensure!(batch > 0 && runs > 0, "--batch and --runs must be positive");
+    let mut model = spec.build(0)?;
+    if fused {
+        model = model.deploy()?;
+    }
+    let size = image_size.unwrap_or(model.default_image_size());
+    let m = model.input_multiple();
+    ensure!(
+        size > 0 && size.is_multiple_of(m),
+        "--image-size {size}: {} runs on positive multiples of {m}",
+        spec.name
+    );
+    let times = forward_times_ms(
+        model.as_ref(),
+        &LatencyProtocol {
+            batch,
+            image_size: size,
+            warmup,
+            runs,
+            parallel_streams,
+        },
+    )?;
+    Ok(LatencyStats {
+        model: spec.name.clone(),
+        batch,
+        image_size: size,
+        fused,
+        parallel_streams,
+        threads: rayon::current_num_threads(),
+        runs,
+        median_ms: median(&mut times.clone()),
+        min_ms: times[0],
+        max_ms: times[runs - 1],
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,44 @@
+//! The interface of every model: images `[N, 3, H, W]` to logits `[N, classes]`, the counts of
+//! `parnet info`, and the deploy form.
+
+use super::info::ModelInfo;
+use crate::Tensor;
+use crate::error::Result;
+use crate::nn::{Ctx, Module};
+
+/// An image classifier: `[N, 3, H, W]` images to `[N, classes]` logits.
+pub trait Network: Module + Send + Sync {
+    /// A short name (`parnet-cifar`, `resnet-20`, ...).
+    fn name(&self) -> &str;
+    fn num_classes(&self) -> usize;
+    fn forward(&self, x: &Tensor, ctx: Ctx) -> Result<Tensor>;
+    /// Parameters and multiply-adds of the training graph and of the deploy form, depth, and
+    /// every layer's output shape, at a square `image_size` input (a positive multiple of
+    /// [`Network::input_multiple`]). The same whichever form `self` is in.
+    fn info(&self, image_size: usize) -> ModelInfo;
+    /// Whether this is the deploy form ([`Network::deploy`]).
+    fn is_deploy(&self) -> bool;
+    /// The deploy form: structurally reparameterized (ParNet-style networks, spec 5) or with
+    /// every BN folded into its conv (the ResNets); the same function in eval mode.
+    fn deploy(&self) -> Result<Box<dyn Network>>;
+    /// The input size the network is defined for (224 for ImageNet layouts, 32 for CIFAR).
+    fn default_image_size(&self) -> usize;
+    /// Input height and width must be multiples of this.
+    fn input_multiple(&self) -> usize {
+        1
+    }
+    /// Length of the longest input-to-output path in layers (convs and linear layers; spec 4).
+    fn depth(&self) -> usize {
+        self.info(self.default_image_size()).depth
+    }
+    /// Multiply-adds per image at a square `image_size` input (convs and linear layers) of this
+    /// form.
+    fn macs(&self, image_size: usize) -> usize {
+        let info = self.info(image_size);
+        if self.is_deploy() {
+            info.macs_fused
+        } else {
+            info.macs_train
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The training loop: the core's training step over the loader's batches, evaluation and a
+//! checkpoint every epoch, and a checkpoint on Ctrl-C / SIGTERM or when the time limit is
+//! reached, so a run can always be resumed, bit for bit.
+//!
+//! - [`session`](self): a run from start or resume to its end;
+//! - `epoch`: one epoch of steps; `epoch_end`: evaluation, log and checkpoints after it;
+//! - [`run_dir`]: what a run directory holds; [`stop`]: Ctrl-C, SIGTERM and [`request_stop`].
+
+mod epoch;
+mod epoch_end;
+pub mod run_dir;
+mod session;
+pub mod stop;
+
+pub use run_dir::{best_checkpoint, last_checkpoint};
+pub use stop::request_stop;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use parnet_core::models::NetworkSpec;
+use parnet_core::models::parnet::Activation;
+
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use crate::evaluate::EvalResult;
+
+/// How the loop reports.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainOptions {
+    /// Show a progress bar (only drawn on a terminal).
+    pub progress: bool,
+    /// Print one line per epoch.
+    pub verbose: bool,
+}
+
+/// What a run ended with.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    pub run_dir: PathBuf,
+    pub epochs_done: usize,
+    pub final_val: EvalResult,
+    /// The final flip-averaged figures (`train.eval_tta = "flip"`).
+    pub final_val_flip: Option<EvalResult>,
+    pub best_val_top1: f64,
+    /// Stopped early by a signal or the time limit (resume to continue).
+    pub interrupted: bool,
+    pub images_per_sec: f64,
+    pub seconds: f64,
+}
+
+/// The network a config describes, for a data set of `data_classes` classes (`model.classes`,
+/// when set, must be at least that).
+pub fn network_spec(cfg: &TrainConfig, data_classes: usize) -> Result<NetworkSpec> {
+    let classes = cfg.model.classes.unwrap_or(data_classes);
+    if classes < data_classes {
+        bail!(
+            "model.classes = {classes}, but the data set has {data_classes} classes; the model needs at least as many outputs"
+        );
+    }
+    let spec = NetworkSpec {
+        width_mult: cfg.model.width_mult,
+        activation: Activation::parse(&cfg.model.activation)?,
+        dropout: cfg.model.dropout,
+        ..NetworkSpec::new(&cfg.model.name, classes)
+    };
+    spec.validate().context("model.name / model.width_mult")?;
+    Ok(spec)
+}
+
+/// Starts a new run in `cfg.train.out` (which must not already hold one).
+pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let dir = run_dir::create(&cfg)?;
+    session::run(cfg, &dir, None, opts)
+}
+
+/// Continues the run in `dir` from its last checkpoint, with its saved configuration.
+pub fn resume(dir: &Path, opts: TrainOptions) -> Result<TrainSummary> {
+    let (cfg, ck) = run_dir::open(dir)?;
+    let file = checkpoint::read(&ck)?;
+    session::run(cfg, dir, Some(file), opts)
+}

@@ -1,0 +1,201 @@
+//! A run from start (or resume) to end: building the data, the model and the optimiser (or
+//! loading them from a checkpoint), then epochs until the run is done, stopped or out of time.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use parnet_core::models::{Network, NetworkSpec};
+use parnet_core::optim::SgdConfig;
+use parnet_core::training::{StepOptions, TrainStep};
+
+use super::run_dir::{last_checkpoint, log_path};
+use super::{TrainOptions, TrainSummary, epoch, epoch_end, network_spec, stop};
+use crate::checkpoint::{self, CheckpointMeta, RunPosition};
+use crate::config::TrainConfig;
+use crate::data_setup::{self, RunData};
+use crate::evaluate::Evaluation;
+use crate::metrics::{EpochRecord, read_log};
+use crate::threads::set_threads;
+
+/// A run in progress: its configuration, data, model, optimiser and position.
+pub(super) struct State {
+    pub(super) cfg: TrainConfig,
+    pub(super) dir: PathBuf,
+    pub(super) data: RunData,
+    pub(super) spec: NetworkSpec,
+    pub(super) model: Box<dyn Network>,
+    /// SGD and the EMA, and how steps are taken.
+    pub(super) step: TrainStep,
+    pub(super) pos: RunPosition,
+    pub(super) records: Vec<EpochRecord>,
+    pub(super) seconds_before: f64,
+    pub(super) started: Instant,
+}
+
+impl State {
+    pub(super) fn save(&self, path: &Path) -> Result<()> {
+        let meta = CheckpointMeta {
+            position: self.pos,
+            mean: self.data.mean,
+            std: self.data.std,
+            image_size: self.data.image_size,
+            config_toml: self.cfg.to_toml()?,
+            data_images: self.data.train.len() + self.data.val.len(),
+        };
+        let model_md = self.spec.to_metadata()?;
+        checkpoint::save(
+            path,
+            self.model.as_ref(),
+            &model_md,
+            &self.step.sgd,
+            self.step.ema.as_ref(),
+            &meta,
+        )
+    }
+
+    pub(super) fn seconds(&self) -> f64 {
+        self.seconds_before + self.started.elapsed().as_secs_f64()
+    }
+
+    pub(super) fn out_of_time(&self) -> bool {
+        self.cfg
+            .train
+            .time_limit_minutes
+            .is_some_and(|m| self.seconds() >= m * 60.0)
+    }
+}
+
+/// Seed of the random choices of one optimiser step (dropout masks).
+pub(super) fn step_seed(seed: u64, global_step: u64) -> u64 {
+    (seed ^ 0xD1B5_4A32_D192_ED03)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(global_step)
+}
+
+/// Trains the run in `dir` (resuming from `resume_from`) until its epochs are done, a stop is
+/// asked for, or the time limit passes.
+pub(super) fn run(
+    cfg: TrainConfig,
+    dir: &Path,
+    resume_from: Option<checkpoint::CheckpointFile>,
+    opts: TrainOptions,
+) -> Result<TrainSummary> {
+    set_threads(cfg.train.threads)?;
+    stop::arm();
+    let data = data_setup::build(&cfg)?;
+    let spec = network_spec(&cfg, data.num_classes)?;
+    let model = spec.build(cfg.train.seed)?;
+    if data.image_size % model.input_multiple() != 0 {
+        bail!(
+            "{} needs images whose size is a multiple of {}; the data gives {}",
+            spec.name,
+            model.input_multiple(),
+            data.image_size
+        );
+    }
+    let o = &cfg.optim;
+    let sgd = SgdConfig {
+        momentum: o.momentum,
+        dampening: 0.0,
+        nesterov: o.nesterov,
+        weight_decay: o.weight_decay,
+    };
+    let options = StepOptions {
+        label_smoothing: o.label_smoothing,
+        grad_clip: o.grad_clip,
+        parallel_streams: !cfg.train.sequential_streams,
+        ..StepOptions::default()
+    };
+    let mut step = TrainStep::new(model.as_ref(), sgd, o.ema_decay, options)?;
+    let mut pos = RunPosition {
+        epoch: 0,
+        step_in_epoch: 0,
+        global_step: 0,
+        best_val_top1: 0.0,
+    };
+    let mut records = Vec::new();
+    if let Some(file) = &resume_from {
+        file.load_model(model.as_ref(), &last_checkpoint(dir))?;
+        step.sgd.load_state(&file.optim)?;
+        if let Some(ema) = step.ema.as_mut() {
+            ema.load(&file.ema)?;
+        }
+        pos = file.position()?;
+        records = read_log(&log_path(dir))?;
+        records.retain(|r| r.epoch <= pos.epoch);
+    }
+    let seconds_before = records.last().map_or(0.0, |r| r.seconds);
+    if opts.verbose {
+        println!("data: {}", data.description);
+        println!(
+            "model: {} ({} parameters), {} threads, run directory {}",
+            spec.name,
+            model.num_params(),
+            rayon::current_num_threads(),
+            dir.display()
+        );
+    }
+    let mut st = State {
+        cfg,
+        dir: dir.to_path_buf(),
+        data,
+        spec,
+        model,
+        step,
+        pos,
+        records,
+        seconds_before,
+        started: Instant::now(),
+    };
+    let total_epochs = st.cfg.schedule.total_epochs(st.cfg.train.epochs);
+    let mut last_val = Evaluation::default();
+    let mut last_rate = 0.0;
+    while (st.pos.epoch as f64) < total_epochs {
+        let outcome = epoch::train_epoch(&mut st, total_epochs, opts)?;
+        last_rate = outcome.images_per_sec;
+        if outcome.interrupted {
+            st.save(&last_checkpoint(&st.dir))?;
+            if opts.verbose {
+                println!(
+                    "stopped at epoch {} step {}; checkpoint saved; continue with `parnet train --resume {}`",
+                    st.pos.epoch,
+                    st.pos.step_in_epoch,
+                    st.dir.display()
+                );
+            }
+            return Ok(summary(&st, last_val, true, last_rate));
+        }
+        if let Some(val) = epoch_end::end_epoch(&mut st, &outcome, total_epochs, opts)? {
+            last_val = val;
+        }
+        if st.out_of_time() && (st.pos.epoch as f64) < total_epochs {
+            if opts.verbose {
+                println!(
+                    "time limit reached after epoch {}; checkpoint saved",
+                    st.pos.epoch
+                );
+            }
+            return Ok(summary(&st, last_val, true, last_rate));
+        }
+    }
+    Ok(summary(&st, last_val, false, last_rate))
+}
+
+fn summary(
+    st: &State,
+    final_val: Evaluation,
+    interrupted: bool,
+    images_per_sec: f64,
+) -> TrainSummary {
+    TrainSummary {
+        run_dir: st.dir.clone(),
+        epochs_done: st.pos.epoch,
+        final_val: final_val.plain,
+        final_val_flip: final_val.flip,
+        best_val_top1: st.pos.best_val_top1,
+        interrupted,
+        images_per_sec,
+        seconds: st.seconds(),
+    }
+}
