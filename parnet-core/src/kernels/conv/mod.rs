@@ -28,6 +28,7 @@ pub use slices::{
     conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
 };
 
+use crate::kernels::simd::Isa;
 use algorithm::{input_grad_is_transposed_conv, uses_direct};
 
 /// The forward on slices whose lengths match `geo`: `out` overwritten.
@@ -54,12 +55,13 @@ pub(crate) fn forward_keeping_input(
     if geo.batch == 0 {
         return None;
     }
+    let isa = Isa::current();
     if uses_direct(geo) && keep_input {
         let layout = direct::forward::input_layout(geo, x);
-        direct::forward::forward_from(geo, &layout, w, bias, out);
+        direct::forward::forward_from(isa, geo, &layout, w, bias, out);
         Some(layout)
     } else if uses_direct(geo) {
-        direct::forward::forward(geo, x, w, bias, out);
+        direct::forward::forward(isa, geo, x, w, bias, out);
         None
     } else {
         gemm_path::forward::forward(geo, x, w, bias, out);
@@ -98,9 +100,9 @@ pub(crate) fn backward_weight(
     if geo.batch == 0 {
         dw.fill(0.0);
     } else if let Some(layout) = kept {
-        direct::weight::backward_weight_from(geo, layout, dy, dw);
+        direct::weight::backward_weight_from(Isa::current(), geo, layout, dy, dw);
     } else if uses_direct(geo) {
-        direct::weight::backward_weight(geo, x, dy, dw);
+        direct::weight::backward_weight(Isa::current(), geo, x, dy, dw);
     } else {
         gemm_path::backward::weight_grad(geo, x, dy, dw);
     }

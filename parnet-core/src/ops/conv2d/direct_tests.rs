@@ -7,11 +7,13 @@ use proptest::prelude::*;
 
 use crate::kernels::conv::direct::forward::{CHUNK_PIXELS, forward};
 use crate::kernels::conv::direct::weight::backward_weight;
+use crate::kernels::simd::Isa;
 use crate::ops::conv2d::test_support::{Case, backward_reference, kernel_size};
 use crate::ops::conv2d::{Conv2dParams, conv2d_reference};
 use crate::testing::{assert_close, on_threads, random_values, to_f32};
 
-/// Forward and weight gradient of `case` through the direct drivers, against the references.
+/// Forward and weight gradient of `case` through the direct drivers at every available ISA
+/// level, against the references; the SIMD levels (AVX2, AVX-512) agree bit for bit.
 fn check_direct(case: &Case, seed: u64) {
     let geo = case.geo();
     let x = random_values(geo.x_dims().iter().product(), 1.0, seed);
@@ -20,24 +22,39 @@ fn check_direct(case: &Case, seed: u64) {
     let dy = random_values(geo.out_dims().iter().product(), 1.0, seed + 3);
     let (xf, wf, bf, dyf) = (to_f32(&x), to_f32(&w), to_f32(&b), to_f32(&dy));
     let bias = case.bias.then_some(&b[..]);
-
-    let mut out = vec![f32::NAN; dy.len()];
-    forward(&geo, &xf, &wf, case.bias.then_some(&bf[..]), &mut out);
     let expected = conv2d_reference(&x, case.x_dims, &w, case.w_dims, bias, case.params);
-    let taps = geo.taps_per_group() as f64;
-    assert_close("direct forward", &out, &expected, 1e-5, 1e-6 * (taps + 1.0));
-
     let [_, dw_ref, _] = backward_reference(case, &x, &w, &dy);
-    let mut dw = vec![f32::NAN; w.len()];
-    backward_weight(&geo, &xf, &dyf, &mut dw);
+    let taps = geo.taps_per_group() as f64;
     let pixels = (geo.batch * geo.out_h * geo.out_w) as f64;
-    assert_close(
-        "direct weight gradient",
-        &dw,
-        &dw_ref,
-        1e-5,
-        1e-6 * (pixels + 1.0),
-    );
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let mut simd_bits = None;
+    for isa in Isa::available() {
+        let mut out = vec![f32::NAN; dy.len()];
+        forward(isa, &geo, &xf, &wf, case.bias.then_some(&bf[..]), &mut out);
+        assert_close(
+            &format!("direct forward ({})", isa.name()),
+            &out,
+            &expected,
+            1e-5,
+            1e-6 * (taps + 1.0),
+        );
+        let mut dw = vec![f32::NAN; w.len()];
+        backward_weight(isa, &geo, &xf, &dyf, &mut dw);
+        assert_close(
+            &format!("direct weight gradient ({})", isa.name()),
+            &dw,
+            &dw_ref,
+            1e-5,
+            1e-6 * (pixels + 1.0),
+        );
+        if isa >= Isa::Avx2 {
+            let got = (bits(&out), bits(&dw));
+            match &simd_bits {
+                None => simd_bits = Some(got),
+                Some(first) => assert!(*first == got, "{} differs from AVX2", isa.name()),
+            }
+        }
+    }
 }
 
 proptest! {
@@ -103,6 +120,23 @@ fn direct_matches_reference_on_a_parnet_layer() {
     check_direct(&case, 11);
 }
 
+/// Wide layers: 100 output channels take tiles of 4 and 3 blocks on AVX-512, 1 elsewhere.
+#[test]
+fn direct_matches_reference_on_wide_layers() {
+    for (params, groups) in [
+        (Conv2dParams::new(1, 1, 1), 1),
+        (Conv2dParams::new(2, 1, 2), 2),
+    ] {
+        let case = Case {
+            x_dims: [2, 12 * groups, 7, 6],
+            w_dims: [100 * groups, 12, 3, 3],
+            params,
+            bias: true,
+        };
+        check_direct(&case, 21);
+    }
+}
+
 /// The direct drivers give the same bits at 1 and 2 threads.
 #[test]
 fn direct_results_do_not_depend_on_thread_count() {
@@ -121,8 +155,8 @@ fn direct_results_do_not_depend_on_thread_count() {
         on_threads(threads, || {
             let mut out = vec![0.0; dy.len()];
             let mut dw = vec![0.0; w.len()];
-            forward(&geo, &x, &w, Some(&b), &mut out);
-            backward_weight(&geo, &x, &dy, &mut dw);
+            forward(Isa::current(), &geo, &x, &w, Some(&b), &mut out);
+            backward_weight(Isa::current(), &geo, &x, &dy, &mut dw);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             (bits(&out), bits(&dw))
         })

@@ -8,23 +8,26 @@
 
 use rayon::prelude::*;
 
-use super::kernel::{MR, NR, Offsets, tile};
+use super::kernel::{MAX_BLOCKS, MR, NR, Offsets, Right, tile, tile_blocks};
 use super::layout::{ChannelSpread, ChannelsLast};
 use crate::kernels::conv::Conv2dGeometry;
+use crate::kernels::simd::Isa;
 use crate::tensor::Buffer;
 
 /// Output pixels per task (a multiple of [`MR`]).
 pub(crate) const CHUNK_PIXELS: usize = MR * 40;
 
-/// `out` (`[N, Cout, Ho, Wo]`, overwritten) = conv of `x` with `w` plus `bias`.
+/// `out` (`[N, Cout, Ho, Wo]`, overwritten) = conv of `x` with `w` plus `bias`, with the
+/// micro-kernel of `isa`.
 pub(crate) fn forward(
+    isa: Isa,
     geo: &Conv2dGeometry,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    forward_from(geo, &input_layout(geo, x), w, bias, out);
+    forward_from(isa, geo, &input_layout(geo, x), w, bias, out);
 }
 
 /// The zero-bordered channels-last copy of `x` that the forward and the weight gradient read.
@@ -40,6 +43,7 @@ pub(crate) fn input_layout(geo: &Conv2dGeometry, x: &[f32]) -> ChannelsLast {
 
 /// [`forward`] from the input's [`input_layout`].
 pub(crate) fn forward_from(
+    isa: Isa,
     geo: &Conv2dGeometry,
     src: &ChannelsLast,
     w: &[f32],
@@ -57,29 +61,42 @@ pub(crate) fn forward_from(
     let plane = geo.out_h * geo.out_w;
     let total = bases.len();
     let dst = OutPtr(out.as_mut_ptr(), out.len());
+    let lanes = MAX_BLOCKS * NR;
     (0..total.div_ceil(CHUNK_PIXELS))
         .into_par_iter()
         .for_each_init(
-            || Buffer::for_overwrite(NR * CHUNK_PIXELS),
-            |lanes_by_pixel, chunk| {
+            || {
+                (
+                    Buffer::for_overwrite(lanes * CHUNK_PIXELS),
+                    Box::new([[0.0f32; MAX_BLOCKS * NR]; MR]),
+                )
+            },
+            |(lanes_by_pixel, t), chunk| {
                 let pixels = chunk * CHUNK_PIXELS..((chunk + 1) * CHUNK_PIXELS).min(total);
                 for g in 0..geo.params.groups {
-                    for block in 0..blocks {
-                        let b = &packed[(g * blocks + block) * k_len * NR..][..k_len * NR];
+                    let mut block = 0;
+                    while block < blocks {
+                        let nb = tile_blocks(isa, blocks - block);
+                        let b = Right {
+                            data: &packed[(g * blocks + block) * k_len * NR..],
+                            k_stride: NR,
+                            block_stride: k_len * NR,
+                            blocks: nb,
+                        };
                         // The chunk's tiles, transposed to [lane][pixel].
                         for start in pixels.clone().step_by(MR) {
                             let rows: [usize; MR] =
                                 std::array::from_fn(|r| bases[(start + r).min(pixels.end - 1)]);
-                            let t = tile(&src.data, &rows, &ks[g], 0..k_len, b, NR);
+                            tile(isa, &src.data, &rows, &ks[g], 0..k_len, b, t);
                             let at = start - pixels.start;
                             for (r, values) in t.iter().enumerate().take(pixels.end - start) {
-                                for (l, &v) in values.iter().enumerate() {
+                                for (l, &v) in values[..nb * NR].iter().enumerate() {
                                     lanes_by_pixel[l * CHUNK_PIXELS + at + r] = v;
                                 }
                             }
                         }
                         let first_co = g * cout_g + block * NR;
-                        for l in 0..NR.min(cout_g - block * NR) {
+                        for l in 0..(nb * NR).min(cout_g - block * NR) {
                             let co = first_co + l;
                             let b = bias.map_or(0.0, |b| b[co]);
                             let values = &lanes_by_pixel[l * CHUNK_PIXELS..][..pixels.len()];
@@ -99,6 +116,7 @@ pub(crate) fn forward_from(
                                 p += run;
                             }
                         }
+                        block += nb;
                     }
                 }
             },

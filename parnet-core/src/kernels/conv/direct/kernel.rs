@@ -1,31 +1,44 @@
-//! The micro-kernel of the direct convolution: one `MR x NR` tile of an "offset-gather" matrix
-//! product,
+//! The micro-kernel of the direct convolution: one tile of an "offset-gather" matrix product,
 //!
 //! ```text
-//! tile[r][l] = sum over k of  src[rows[r] + ks[k]] * b[k * b_stride + l]      (r < MR, l < NR)
+//! tile[r][j * NR + l] = sum over k of  src[rows[r] + ks[k]] * b[j * block_stride + k * k_stride + l]
+//!                                                              (r < MR, j < blocks, l < NR)
 //! ```
 //!
-//! `src` is a channels-last image (or its gradient), `rows` and `ks` are offsets into it whose
-//! sums address the left operand, and `b` holds `NR` contiguous floats per `k`. The forward
-//! convolution takes `rows` = output pixels and `ks` = (tap, input channel) with `b` the packed
-//! weights; the weight gradient takes `rows` = (tap, input channel) and `ks` = output pixels with
-//! `b` the channels-last output gradient. No operand is packed per call.
+//! `src` is a channels-last image (or its gradient, or Winograd-transformed tiles), `rows` and
+//! `ks` are offsets into it whose sums address the left operand, and `b` holds `NR` contiguous
+//! floats per `(block, k)`. The forward convolution takes `rows` = output pixels and `ks` = (tap,
+//! input channel) with `b` the packed weights (one block per 16 output channels); the weight
+//! gradient takes `rows` = (tap, input channel) and `ks` = output pixels with `b` the
+//! channels-last output gradient. No operand is packed per call.
 //!
-//! The sum over `k` runs in order with one accumulator per element, so a tile's bits do not depend
-//! on how the caller partitions the work. The AVX2+FMA kernel keeps the 12 accumulators in
-//! registers, broadcasting each left value against two 8-lane vectors of `b`; the portable
-//! kernel computes the same sums (with separate multiply and add, so its bits differ).
+//! One accumulation order per output element, whatever the level and the tile shape: the sum
+//! over `k` runs in order from zero, one fused multiply-add per term. AVX-512 (tiles of 6 rows by
+//! up to 4 blocks, 24 of its 32 registers accumulating) and AVX2 (6 rows by 1 block in 12 of 16)
+//! therefore give the same bits; the portable kernel rounds each product before adding it, so
+//! it differs from them in the last bits.
 
-#[cfg(target_arch = "x86_64")]
-use crate::kernels::simd::has_avx2_fma;
+use std::ops::Range;
+
+use crate::kernels::simd::Isa;
 
 /// Rows of a tile (output pixels in the forward).
 pub const MR: usize = 6;
-/// Lanes of a tile (output channels in the forward), two 8-float vectors.
+/// Lanes of one block (output channels in the forward).
 pub const NR: usize = 16;
+/// Most blocks one tile covers (AVX-512).
+pub const MAX_BLOCKS: usize = 4;
 
-/// One tile of results, `[MR][NR]`.
-pub type Tile = [[f32; NR]; MR];
+/// The results of one tile: `[MR][MAX_BLOCKS * NR]`, block `j` at lanes `j * NR..`.
+pub type Tile = [[f32; MAX_BLOCKS * NR]; MR];
+
+/// How many blocks one tile of `isa` covers when `left` blocks remain.
+pub fn tile_blocks(isa: Isa, left: usize) -> usize {
+    match isa {
+        Isa::Avx512 => left.clamp(1, MAX_BLOCKS),
+        Isa::Avx2 | Isa::Portable => 1,
+    }
+}
 
 /// A table of `k` offsets with its largest entry, so a tile can check its reads in O(1).
 #[derive(Clone, Debug, Default)]
@@ -41,113 +54,155 @@ impl Offsets {
     }
 }
 
-/// Computes one tile over `ks[range]`: `tile[r][l] = sum_k src[rows[r] + ks[k]] * b[(k - start) *
-/// b_stride + l]`.
-///
-/// Panics if a read would fall outside `src` or `b` (a bug in the caller's tables).
-pub fn tile(
-    src: &[f32],
-    rows: &[usize; MR],
-    ks: &Offsets,
-    range: std::ops::Range<usize>,
-    b: &[f32],
-    b_stride: usize,
-) -> Tile {
-    let ks_slice = &ks.values[range];
-    if ks_slice.is_empty() {
-        return [[0.0; NR]; MR];
-    }
-    check_reads(src, rows, ks, ks_slice.len(), b.len(), b_stride);
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked above), and every read stays in
-        // bounds: src[rows[r] + ks[k]] <= row_max + ks.max < src.len(), and b is read at
-        // k * b_stride + l < (len - 1) * b_stride + NR <= b.len().
-        return unsafe { avx2::tile(src.as_ptr(), rows, ks_slice, b.as_ptr(), b_stride) };
-    }
-    portable_tile(src, rows, ks_slice, b, b_stride)
+/// The right operand of a tile: `blocks` blocks of [`NR`] lanes; step `k` of block `j` is
+/// `data[j * block_stride + k * k_stride..][..NR]` (`k` counted from the start of the tile's
+/// range).
+#[derive(Clone, Copy, Debug)]
+pub struct Right<'a> {
+    pub data: &'a [f32],
+    pub k_stride: usize,
+    pub block_stride: usize,
+    pub blocks: usize,
 }
 
-/// Adds one tile over `ks[range]` into `dst`: `dst[r * dst_stride + l] += tile[r][l]` for the
-/// first `valid_rows` rows (the others, duplicates padding a partial tile, are dropped). The tile
-/// is summed from zero as in [`tile`] and added at the end, so the bits are those of adding
-/// [`tile`]'s result; but no tile leaves the registers.
+/// Computes one tile over `ks[range]` into `out[r][j * NR + l]` (`j < b.blocks`; the other
+/// lanes are left as they are).
 ///
-/// Panics if a read or write would fall outside `src`, `b` or `dst`.
-pub fn tile_add(
+/// Panics if a read would fall outside `src` or `b` (a bug in the caller's tables), or if
+/// `b.blocks` is 0 or above [`MAX_BLOCKS`].
+pub fn tile(
+    isa: Isa,
     src: &[f32],
     rows: &[usize; MR],
     ks: &Offsets,
-    range: std::ops::Range<usize>,
-    (b, b_stride): (&[f32], usize),
+    range: Range<usize>,
+    b: Right<'_>,
+    out: &mut Tile,
+) {
+    let ks_slice = &ks.values[range];
+    if ks_slice.is_empty() {
+        out.iter_mut()
+            .for_each(|row| row[..b.blocks * NR].fill(0.0));
+        return;
+    }
+    check_reads(src, rows, ks, ks_slice.len(), &b);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY (both arms): the level is available (`Isa::current` and `Isa::available` never
+        // exceed what the CPU has), and every read stays in bounds: src[rows[r] + ks[k]] <=
+        // row_max + ks.max < src.len(), and b is read at j * block_stride + k * k_stride + l <=
+        // (blocks - 1) * block_stride + (len - 1) * k_stride + NR - 1 < b.len() (checked above).
+        match isa {
+            Isa::Avx512 => {
+                return unsafe { avx512::tile(src.as_ptr(), rows, ks_slice, &b, out) };
+            }
+            Isa::Avx2 => {
+                for j in 0..b.blocks {
+                    let bj = b.data[j * b.block_stride..].as_ptr();
+                    let t = unsafe { avx2::tile(src.as_ptr(), rows, ks_slice, bj, b.k_stride) };
+                    for (o, t) in out.iter_mut().zip(&t) {
+                        o[j * NR..][..NR].copy_from_slice(t);
+                    }
+                }
+                return;
+            }
+            Isa::Portable => {}
+        }
+    }
+    for j in 0..b.blocks {
+        let t = portable_tile(
+            src,
+            rows,
+            ks_slice,
+            &b.data[j * b.block_stride..],
+            b.k_stride,
+        );
+        for (o, t) in out.iter_mut().zip(&t) {
+            o[j * NR..][..NR].copy_from_slice(t);
+        }
+    }
+}
+
+/// Adds one tile over `ks[range]` into `dst`: `dst[r * dst_stride + j * NR + l] += tile[r][j *
+/// NR + l]` for the first `valid_rows` rows (the others, duplicates padding a partial tile, are
+/// dropped). The tile is summed from zero as in [`tile`] and added at the end, so the bits are
+/// those of adding [`tile`]'s result.
+///
+/// Panics if a read or write would fall outside `src`, `b` or `dst`.
+#[allow(clippy::too_many_arguments)]
+pub fn tile_add(
+    isa: Isa,
+    src: &[f32],
+    rows: &[usize; MR],
+    ks: &Offsets,
+    range: Range<usize>,
+    b: Right<'_>,
     (dst, dst_stride): (&mut [f32], usize),
     valid_rows: usize,
 ) {
-    let ks_slice = &ks.values[range];
+    let ks_slice = &ks.values[range.clone()];
     let valid_rows = valid_rows.min(MR);
     if ks_slice.is_empty() || valid_rows == 0 {
         return;
     }
-    check_reads(src, rows, ks, ks_slice.len(), b.len(), b_stride);
     assert!(
-        (valid_rows - 1) * dst_stride + NR <= dst.len(),
+        (valid_rows - 1) * dst_stride + b.blocks * NR <= dst.len(),
         "direct conv tile writes past its destination"
     );
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: AVX2 and FMA are present; reads are in bounds as in `tile`, and the writes
-        // touch dst[r * dst_stride + l] <= (valid_rows - 1) * dst_stride + NR - 1 < dst.len().
+    if isa == Isa::Avx512 {
+        check_reads(src, rows, ks, ks_slice.len(), &b);
+        // SAFETY: AVX-512 is available; reads are in bounds as in `tile`, and the writes touch
+        // dst[r * dst_stride + j * NR + l] <= (valid_rows - 1) * dst_stride + blocks * NR - 1.
         return unsafe {
-            avx2::tile_add(
+            avx512::tile_add(
                 src.as_ptr(),
                 rows,
                 ks_slice,
-                (b.as_ptr(), b_stride),
+                &b,
                 (dst.as_mut_ptr(), dst_stride),
                 valid_rows,
             )
         };
     }
-    let t = portable_tile(src, rows, ks_slice, b, b_stride);
+    let mut t = [[0.0f32; MAX_BLOCKS * NR]; MR];
+    tile(isa, src, rows, ks, range, b, &mut t);
     for (r, values) in t.iter().enumerate().take(valid_rows) {
-        let d = &mut dst[r * dst_stride..][..NR];
+        let d = &mut dst[r * dst_stride..][..b.blocks * NR];
         d.iter_mut().zip(values).for_each(|(d, &v)| *d += v);
     }
 }
 
 /// Panics unless every read of a tile over `k_len >= 1` offsets stays inside `src` (at
-/// `rows[r] + ks[k]`) and `b` (at `k * b_stride + l`, `l < NR`): the O(1) check that makes the
-/// unchecked AVX2 loads sound.
-fn check_reads(
-    src: &[f32],
-    rows: &[usize; MR],
-    ks: &Offsets,
-    k_len: usize,
-    b_len: usize,
-    b_stride: usize,
-) {
+/// `rows[r] + ks[k]`) and `b`: the O(1) check that makes the unchecked vector loads sound.
+fn check_reads(src: &[f32], rows: &[usize; MR], ks: &Offsets, k_len: usize, b: &Right<'_>) {
+    assert!(
+        (1..=MAX_BLOCKS).contains(&b.blocks),
+        "direct conv tile of {} blocks",
+        b.blocks
+    );
     let row_max = rows.iter().copied().max().unwrap_or(0);
     assert!(
         row_max + ks.max < src.len(),
         "direct conv tile reads past its source"
     );
     assert!(
-        (k_len - 1) * b_stride + NR <= b_len,
+        (b.blocks - 1) * b.block_stride + (k_len - 1) * b.k_stride + NR <= b.data.len(),
         "direct conv tile reads past its right operand"
     );
 }
 
-/// The same sums in plain Rust.
+/// The sums of one block in plain Rust (product rounded, then added).
 pub fn portable_tile(
     src: &[f32],
     rows: &[usize; MR],
     ks: &[usize],
     b: &[f32],
-    b_stride: usize,
-) -> Tile {
+    k_stride: usize,
+) -> [[f32; NR]; MR] {
     let mut acc = [[0.0f32; NR]; MR];
     for (step, &k) in ks.iter().enumerate() {
-        let b_row = &b[step * b_stride..][..NR];
+        let b_row = &b[step * k_stride..][..NR];
         for (acc_row, &row) in acc.iter_mut().zip(rows) {
             let a = src[row + k];
             for (acc, &bv) in acc_row.iter_mut().zip(b_row) {
@@ -160,22 +215,22 @@ pub fn portable_tile(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, NR, Tile};
+    use super::{MR, NR};
     use std::arch::x86_64::*;
 
-    /// The accumulators of one tile.
+    /// One block's sums.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]` and `b + k * b_stride + l`
+    /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]` and `b + k * k_stride + l`
     /// (`l < NR`) must be readable for every `r`, `k`, `l`.
-    #[inline(always)]
-    unsafe fn sums(
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile(
         src: *const f32,
         rows: &[usize; MR],
         ks: &[usize],
         b: *const f32,
-        b_stride: usize,
-    ) -> [[__m256; 2]; MR] {
+        k_stride: usize,
+    ) -> [[f32; NR]; MR] {
         // SAFETY (whole body): the caller guarantees every pointer formed here is in bounds and
         // that the CPU has AVX2 and FMA.
         unsafe {
@@ -185,58 +240,138 @@ mod avx2 {
             for &k in ks {
                 let b0 = _mm256_loadu_ps(bp);
                 let b1 = _mm256_loadu_ps(bp.add(8));
-                bp = bp.add(b_stride);
+                bp = bp.add(k_stride);
                 for r in 0..MR {
                     let a = _mm256_broadcast_ss(&*p[r].add(k));
                     acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
                     acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
                 }
             }
-            acc
-        }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; `src + rows[r] + ks[k]`, `b + k * b_stride + l` and
-    /// `dst + r * dst_stride + l` (`r < valid_rows`, `l < NR`) must be in bounds.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile_add(
-        src: *const f32,
-        rows: &[usize; MR],
-        ks: &[usize],
-        (b, b_stride): (*const f32, usize),
-        (dst, dst_stride): (*mut f32, usize),
-        valid_rows: usize,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let acc = sums(src, rows, ks, b, b_stride);
-            for (r, acc) in acc.iter().enumerate().take(valid_rows) {
-                let d = dst.add(r * dst_stride);
-                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), acc[0]));
-                let d = d.add(8);
-                _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), acc[1]));
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile(
-        src: *const f32,
-        rows: &[usize; MR],
-        ks: &[usize],
-        b: *const f32,
-        b_stride: usize,
-    ) -> Tile {
-        // SAFETY (whole body): the caller guarantees every pointer formed here is in bounds.
-        unsafe {
-            let acc = sums(src, rows, ks, b, b_stride);
             let mut out = [[0.0f32; NR]; MR];
             for r in 0..MR {
                 _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r][0]);
                 _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc[r][1]);
             }
             out
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR, Right, Tile};
+    use std::arch::x86_64::*;
+
+    /// The accumulators of `NB` blocks.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `src + rows[r] + ks[k]` and `b + j * block_stride + k *
+    /// k_stride + l` (`j < NB`, `l < NR`) must be readable for every `r`, `k`.
+    #[inline(always)]
+    unsafe fn sums<const NB: usize>(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: *const f32,
+        (k_stride, block_stride): (usize, usize),
+    ) -> [[__m512; NB]; MR] {
+        // SAFETY (whole body): the caller's contract.
+        unsafe {
+            let p: [*const f32; MR] = rows.map(|r| src.add(r));
+            let bj: [*const f32; NB] = std::array::from_fn(|j| b.add(j * block_stride));
+            let mut acc = [[_mm512_setzero_ps(); NB]; MR];
+            for (step, &k) in ks.iter().enumerate() {
+                let bv: [__m512; NB] =
+                    std::array::from_fn(|j| _mm512_loadu_ps(bj[j].add(step * k_stride)));
+                for r in 0..MR {
+                    let a = _mm512_set1_ps(*p[r].add(k));
+                    for j in 0..NB {
+                        acc[r][j] = _mm512_fmadd_ps(a, bv[j], acc[r][j]);
+                    }
+                }
+            }
+            acc
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn tile_nb<const NB: usize>(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: &Right<'_>,
+        out: &mut Tile,
+    ) {
+        // SAFETY: the caller's contract; `out` rows hold MAX_BLOCKS * NR >= NB * NR floats.
+        unsafe {
+            let acc = sums::<NB>(src, rows, ks, b.data.as_ptr(), (b.k_stride, b.block_stride));
+            for (o, acc) in out.iter_mut().zip(&acc) {
+                for (j, v) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(o.as_mut_ptr().add(j * NR), *v);
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn tile_add_nb<const NB: usize>(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: &Right<'_>,
+        (dst, dst_stride): (*mut f32, usize),
+        valid_rows: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let acc = sums::<NB>(src, rows, ks, b.data.as_ptr(), (b.k_stride, b.block_stride));
+            for (r, acc) in acc.iter().enumerate().take(valid_rows) {
+                for (j, v) in acc.iter().enumerate() {
+                    let d = dst.add(r * dst_stride + j * NR);
+                    _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), *v));
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F must be available and the reads of `b.blocks` (1 to 4) blocks in bounds.
+    pub unsafe fn tile(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: &Right<'_>,
+        out: &mut Tile,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match b.blocks {
+                1 => tile_nb::<1>(src, rows, ks, b, out),
+                2 => tile_nb::<2>(src, rows, ks, b, out),
+                3 => tile_nb::<3>(src, rows, ks, b, out),
+                _ => tile_nb::<4>(src, rows, ks, b, out),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`tile`], and the writes to `dst` in bounds.
+    pub unsafe fn tile_add(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: &Right<'_>,
+        dst: (*mut f32, usize),
+        valid_rows: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match b.blocks {
+                1 => tile_add_nb::<1>(src, rows, ks, b, dst, valid_rows),
+                2 => tile_add_nb::<2>(src, rows, ks, b, dst, valid_rows),
+                3 => tile_add_nb::<3>(src, rows, ks, b, dst, valid_rows),
+                _ => tile_add_nb::<4>(src, rows, ks, b, dst, valid_rows),
+            }
         }
     }
 }
@@ -250,21 +385,55 @@ mod tests {
         to_f32(&random_values(len, 1.0, seed))
     }
 
+    fn right(data: &[f32], k_stride: usize, block_stride: usize, blocks: usize) -> Right<'_> {
+        Right {
+            data,
+            k_stride,
+            block_stride,
+            blocks,
+        }
+    }
+
+    /// Every level against the f64 sums, and the SIMD levels against each other bit for bit,
+    /// for every block count.
     #[test]
-    fn fast_kernel_matches_portable_within_rounding() {
+    fn every_level_matches_the_exact_sums_and_simd_levels_agree_bitwise() {
         let src = seeded_vec(1, 4000);
-        let b = seeded_vec(2, 300 * 20);
+        let (k_len, k_stride, block_stride) = (300, 20, 300 * 20 + 5);
+        let b = seeded_vec(2, 3 * block_stride + k_len * k_stride + NR);
         let rows = [0, 7, 100, 101, 2000, 3000];
-        let ks = Offsets::new((0..300).map(|k| (k * 3) % 900).collect());
-        let fast = tile(&src, &rows, &ks, 0..300, &b, 20);
-        let slow = portable_tile(&src, &rows, &ks.values, &b, 20);
-        for r in 0..MR {
-            for l in 0..NR {
-                let exact: f64 = (0..300)
-                    .map(|k| src[rows[r] + ks.values[k]] as f64 * b[k * 20 + l] as f64)
-                    .sum();
-                assert!((fast[r][l] as f64 - exact).abs() < 1e-4, "{r} {l}");
-                assert!((slow[r][l] as f64 - exact).abs() < 1e-4, "{r} {l}");
+        let ks = Offsets::new((0..k_len).map(|k| (k * 3) % 900).collect());
+        for blocks in 1..=MAX_BLOCKS {
+            let mut simd: Option<Tile> = None;
+            for isa in Isa::available() {
+                let mut t = [[f32::NAN; MAX_BLOCKS * NR]; MR];
+                let b = right(&b, k_stride, block_stride, blocks);
+                tile(isa, &src, &rows, &ks, 0..k_len, b, &mut t);
+                for r in 0..MR {
+                    for j in 0..blocks {
+                        for l in 0..NR {
+                            let exact: f64 = (0..k_len)
+                                .map(|k| {
+                                    src[rows[r] + ks.values[k]] as f64
+                                        * b.data[j * block_stride + k * k_stride + l] as f64
+                                })
+                                .sum();
+                            let got = t[r][j * NR + l] as f64;
+                            assert!((got - exact).abs() < 1e-4, "{isa:?} {r} {j} {l}");
+                        }
+                    }
+                }
+                if isa >= Isa::Avx2 {
+                    let bits = |t: &Tile| -> Vec<u32> {
+                        t.iter()
+                            .flat_map(|row| row[..blocks * NR].iter().map(|v| v.to_bits()))
+                            .collect()
+                    };
+                    match &simd {
+                        None => simd = Some(t),
+                        Some(first) => assert_eq!(bits(first), bits(&t), "{isa:?} {blocks}"),
+                    }
+                }
             }
         }
     }
@@ -275,11 +444,22 @@ mod tests {
         let b = seeded_vec(4, 10 * NR);
         let rows = [0; MR];
         let ks = Offsets::new((0..10).collect());
-        let part = tile(&src, &rows, &ks, 4..10, &b[4 * NR..], NR);
-        let want = portable_tile(&src, &rows, &ks.values[4..10], &b[4 * NR..], NR);
-        for r in 0..MR {
-            for l in 0..NR {
-                assert!((part[r][l] - want[r][l]).abs() < 1e-5);
+        for isa in Isa::available() {
+            let mut part = [[0.0; MAX_BLOCKS * NR]; MR];
+            tile(
+                isa,
+                &src,
+                &rows,
+                &ks,
+                4..10,
+                right(&b[4 * NR..], NR, 0, 1),
+                &mut part,
+            );
+            let want = portable_tile(&src, &rows, &ks.values[4..10], &b[4 * NR..], NR);
+            for r in 0..MR {
+                for l in 0..NR {
+                    assert!((part[r][l] - want[r][l]).abs() < 1e-5, "{isa:?}");
+                }
             }
         }
     }
@@ -287,22 +467,28 @@ mod tests {
     #[test]
     fn tile_add_adds_the_valid_rows_of_the_tile() {
         let src = seeded_vec(5, 500);
-        let b = seeded_vec(6, 40 * NR);
+        let b = seeded_vec(6, 3 * 40 * NR);
         let rows = [3, 50, 97, 140, 200, 260];
         let ks = Offsets::new((0..40).map(|k| k * 5).collect());
-        let stride = NR + 3;
-        let mut dst = seeded_vec(7, 6 * stride);
-        let before = dst.clone();
-        tile_add(&src, &rows, &ks, 0..40, (&b, NR), (&mut dst, stride), 4);
-        let t = tile(&src, &rows, &ks, 0..40, &b, NR);
-        for r in 0..MR {
-            for l in 0..NR {
-                let want = if r < 4 {
-                    before[r * stride + l] + t[r][l]
-                } else {
-                    before[r * stride + l]
-                };
-                assert_eq!(dst[r * stride + l].to_bits(), want.to_bits(), "{r} {l}");
+        for isa in Isa::available() {
+            for blocks in 1..=tile_blocks(isa, 3) {
+                let stride = blocks * NR + 3;
+                let mut dst = seeded_vec(7, 6 * stride);
+                let before = dst.clone();
+                let b = right(&b, 3 * NR, NR, blocks);
+                tile_add(isa, &src, &rows, &ks, 0..40, b, (&mut dst, stride), 4);
+                let mut t = [[0.0; MAX_BLOCKS * NR]; MR];
+                tile(isa, &src, &rows, &ks, 0..40, b, &mut t);
+                for r in 0..MR {
+                    for l in 0..blocks * NR {
+                        let want = if r < 4 {
+                            before[r * stride + l] + t[r][l]
+                        } else {
+                            before[r * stride + l]
+                        };
+                        assert_eq!(dst[r * stride + l].to_bits(), want.to_bits(), "{r} {l}");
+                    }
+                }
             }
         }
     }
@@ -313,6 +499,15 @@ mod tests {
         let src = vec![0.0; 10];
         let b = vec![0.0; NR];
         let ks = Offsets::new(vec![5]);
-        tile(&src, &[5; MR], &ks, 0..1, &b, NR);
+        let mut t = [[0.0; MAX_BLOCKS * NR]; MR];
+        tile(
+            Isa::current(),
+            &src,
+            &[5; MR],
+            &ks,
+            0..1,
+            right(&b, NR, 0, 1),
+            &mut t,
+        );
     }
 }

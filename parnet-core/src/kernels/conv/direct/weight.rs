@@ -15,10 +15,11 @@
 use rayon::prelude::*;
 
 use super::forward::{input_layout, pixel_bases, tap_channel_offsets};
-use super::kernel::{MR, NR, Offsets, tile_add};
+use super::kernel::{MR, NR, Offsets, Right, tile_add, tile_blocks};
 use super::layout::{ChannelSpread, ChannelsLast};
 use crate::kernels::conv::Conv2dGeometry;
 use crate::kernels::conv::partials::weight_partial_runs;
+use crate::kernels::simd::Isa;
 use crate::tensor::Buffer;
 
 /// Pixels summed by one pass of every tile (the partial's tiles are loaded and stored once per
@@ -26,13 +27,20 @@ use crate::tensor::Buffer;
 const SUB_RUN_PIXELS: usize = 256;
 
 /// `dw` (`[Cout, Cin/g, KH, KW]`, overwritten) = the weight gradient of the convolution `geo`
-/// of `x` given the output gradient `dy`.
-pub(crate) fn backward_weight(geo: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    backward_weight_from(geo, &input_layout(geo, x), dy, dw);
+/// of `x` given the output gradient `dy`, with the micro-kernel of `isa`.
+pub(crate) fn backward_weight(
+    isa: Isa,
+    geo: &Conv2dGeometry,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+) {
+    backward_weight_from(isa, geo, &input_layout(geo, x), dy, dw);
 }
 
 /// [`backward_weight`] from the input's [`input_layout`] (kept from the forward).
 pub(crate) fn backward_weight_from(
+    isa: Isa,
     geo: &Conv2dGeometry,
     src: &ChannelsLast,
     dy: &[f32],
@@ -70,23 +78,32 @@ pub(crate) fn backward_weight_from(
                 let sub = sub..(sub + sub_len).min(last);
                 for g in 0..groups {
                     let acc_g = &mut acc[g * k_len * group_stride..][..k_len * group_stride];
-                    for block in 0..blocks {
+                    let mut block = 0;
+                    while block < blocks {
+                        let nb = tile_blocks(isa, blocks - block);
                         let b_start = sub.start * grad.stride + g * group_stride + block * NR;
-                        let b = &grad.data[b_start..];
+                        let b = Right {
+                            data: &grad.data[b_start..],
+                            k_stride: grad.stride,
+                            block_stride: NR,
+                            blocks: nb,
+                        };
                         for row_tile in 0..row_tiles {
                             let k0 = row_tile * MR;
                             let tap_rows: [usize; MR] =
                                 std::array::from_fn(|r| rows[g].values[(k0 + r).min(k_len - 1)]);
                             tile_add(
+                                isa,
                                 &src.data,
                                 &tap_rows,
                                 &pixels,
                                 sub.clone(),
-                                (b, grad.stride),
+                                b,
                                 (&mut acc_g[k0 * group_stride + block * NR..], group_stride),
                                 k_len - k0,
                             );
                         }
+                        block += nb;
                     }
                 }
             }
