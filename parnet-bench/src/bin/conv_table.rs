@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use parnet_bench::args::usize_flag;
 use parnet_bench::conv::{CASES, ConvRun};
-use parnet_bench::fma::fma_peak_gflops;
+use parnet_core::kernels::peak::fma_peak_gflops;
+use parnet_core::kernels::simd::Isa;
 use parnet_bench::timing::median_secs;
 
 fn load_average() -> String {
@@ -27,7 +28,7 @@ fn main() {
     let threads = usize_flag("--threads", 2);
     let rounds = usize_flag("--rounds", 3).max(1);
     let load_before = load_average();
-    let peak_before = fma_peak_gflops(threads, Duration::from_millis(500), 7);
+    let peak_before = fma_peak_gflops(Isa::current(), threads, Duration::from_millis(500), 7);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -45,7 +46,7 @@ fn main() {
             *best = (best.0.min(fwd), best.1.min(bwd));
         }
     }
-    let peak_after = fma_peak_gflops(threads, Duration::from_millis(500), 7);
+    let peak_after = fma_peak_gflops(Isa::current(), threads, Duration::from_millis(500), 7);
     let peak = peak_before.max(peak_after);
     println!(
         "threads: {threads}; f32 FMA peak: {peak:.1} GFLOP/s (before {peak_before:.1}, after \

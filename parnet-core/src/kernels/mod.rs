@@ -6,6 +6,7 @@ pub mod conv;
 pub mod gemm;
 pub mod im2col;
 pub mod parallel;
+pub mod peak;
 pub mod rep_merge;
 pub mod simd;
 
