@@ -19,12 +19,15 @@
 //! - [`reparam`]: structural reparameterization as algebra on layers (BN folding, 1x1 merging).
 //! - [`optim`]: SGD (momentum, Nesterov, weight-decay mask), the weight EMA, gradient clipping.
 //! - [`io`]: safetensors files, written atomically, loaded by name with full error lists.
+//! - [`exec`]: the inference executor: a deploy-form network planned once for an input shape
+//!   (channels-last layouts, fused epilogues, Winograd, planned buffers), run without autograd.
 //! - [`models`]: the [`models::Network`] interface, the registry that builds every network by
 //!   name ([`models::NetworkSpec`]), ParNet, its sequential twin, the depth sweep, the ResNets.
 //! - [`training`]: the one training step.
 
 pub mod autograd;
 pub mod error;
+pub mod exec;
 pub mod io;
 pub mod kernels;
 pub mod models;

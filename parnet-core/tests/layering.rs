@@ -14,9 +14,9 @@ use std::fs;
 use std::path::Path;
 
 /// Top-level modules from the bottom up; each may depend only on modules before it.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "error", "tensor", "testing", "kernels", "autograd", "ops", "nn", "reparam", "optim", "io",
-    "models", "training", "lib",
+    "exec", "models", "training", "lib",
 ];
 
 type ModPath = Vec<String>;

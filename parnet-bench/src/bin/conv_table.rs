@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use parnet_bench::args::usize_flag;
 use parnet_bench::conv::{CASES, ConvRun};
+use parnet_bench::timing::median_secs;
 use parnet_core::kernels::peak::fma_peak_gflops;
 use parnet_core::kernels::simd::Isa;
-use parnet_bench::timing::median_secs;
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -134,7 +134,10 @@ mod tests {
         for isa in Isa::available() {
             let lanes = (ACCUMULATORS * if isa == Isa::Avx512 { 16 } else { 8 }) as f32;
             let v = fma_chains(isa, 10_000, 2.0);
-            assert!(v.is_finite() && v > lanes && v < 2.0 * lanes, "{isa:?}: {v}");
+            assert!(
+                v.is_finite() && v > lanes && v < 2.0 * lanes,
+                "{isa:?}: {v}"
+            );
         }
     }
 }

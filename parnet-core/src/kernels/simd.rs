@@ -150,6 +150,40 @@ macro_rules! avx2_kernel {
 }
 pub(crate) use avx2_kernel;
 
+/// Defines `$vis fn $name(isa: Isa, args..)` that runs `$body` compiled for AVX-512F, for AVX2 and
+/// FMA, or portably, as `isa` (lowered to [`Isa::detected`]) says. The three compilations perform
+/// the same IEEE operations in the same order, so their results are bit-identical.
+macro_rules! isa_kernel {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name(isa: $crate::kernels::simd::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                match isa.min($crate::kernels::simd::Isa::detected()) {
+                    // SAFETY: the level does not exceed what the CPU has.
+                    $crate::kernels::simd::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::kernels::simd::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::kernels::simd::Isa::Portable => {}
+                }
+            }
+            let _ = isa;
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use isa_kernel;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 
 use super::info::ModelInfo;
 use crate::Tensor;
-use crate::error::Result;
+use crate::error::{Result, invalid};
+use crate::exec::graph::{GraphBuilder, ValueId};
 use crate::nn::{Ctx, Module};
 
 /// An image classifier: `[N, 3, H, W]` images to `[N, classes]` logits.
@@ -21,6 +22,15 @@ pub trait Network: Module + Send + Sync {
     /// The deploy form: structurally reparameterized (ParNet-style networks, spec 5) or with
     /// every BN folded into its conv (the ResNets); the same function in eval mode.
     fn deploy(&self) -> Result<Box<dyn Network>>;
+    /// Appends the deploy form's computation to `graph`, reading the image `input`; returns the
+    /// logits. Only deploy forms lower (the executor runs what [`Network::deploy`] gives).
+    fn lower(&self, graph: &mut GraphBuilder, input: ValueId) -> Result<ValueId> {
+        let _ = (graph, input);
+        Err(invalid(
+            "exec",
+            format!("{} cannot be lowered to the executor", self.name()),
+        ))
+    }
     /// The input size the network is defined for (224 for ImageNet layouts, 32 for CIFAR).
     fn default_image_size(&self) -> usize;
     /// Input height and width must be multiples of this.

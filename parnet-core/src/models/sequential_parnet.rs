@@ -36,10 +36,11 @@
 
 use crate::Param;
 use crate::error::{Result, invalid, shape_error};
+use crate::exec::graph::{GraphBuilder, ValueId};
 use crate::models::Network;
 use crate::models::info::{LayerInfo, ModelInfo};
 use crate::models::parnet::block::RepBlock;
-use crate::models::parnet::model::FinalLayer;
+use crate::models::parnet::model::{FinalLayer, lower_chain, lower_head};
 use crate::models::parnet::plan::BlockSpec;
 use crate::models::parnet::{Layout, ParNetConfig};
 use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
@@ -231,6 +232,12 @@ impl Network for SequentialParNet {
 
     fn input_multiple(&self) -> usize {
         self.config.size_multiple()
+    }
+
+    fn lower(&self, g: &mut GraphBuilder, x: ValueId) -> Result<ValueId> {
+        let z = lower_chain(g, &self.blocks, x)?;
+        let z = self.final_layer.lower(g, z, self.config.activation)?;
+        lower_head(g, z, &self.head)
     }
 }
 

@@ -1,11 +1,15 @@
 //! Forward latency of any network (`parnet bench latency`, the depth study), as repeated medians
-//! so that a spread can be reported.
+//! so that a spread can be reported; on the executor (default) or the autograd graph, with the
+//! GFLOP/s it implies and the share of the FMA peak of the ISA in use.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use parnet_core::Tensor;
+use parnet_core::exec::{ExecOptions, Executor, Schedule, WinogradChoice};
+use parnet_core::kernels::peak::fma_peak_gflops;
+use parnet_core::kernels::simd::Isa;
 use parnet_core::models::{Network, NetworkSpec};
 use parnet_core::nn::Ctx;
 use serde::Serialize;
@@ -78,90 +82,228 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Forward latency over repeated runs.
+/// What runs the forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The planned deploy-form executor (`parnet_core::exec`).
+    Executor,
+    /// The autograd graph's eval-mode forward, op by op (training or deploy form).
+    Graph,
+}
+
+/// How `parnet bench latency` measures.
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyOptions {
+    pub batch: usize,
+    /// Square input size (default: the network's).
+    pub image_size: Option<usize>,
+    pub engine: Engine,
+    /// The graph engine runs the deploy form (the executor always does).
+    pub fused: bool,
+    /// Streams concurrently (graph engine), or steps as soon as ready (executor).
+    pub parallel: bool,
+    pub winograd: WinogradChoice,
+    pub warmup: usize,
+    pub runs: usize,
+    /// Measure the FMA peak of the ISA in use (about two seconds) to report `% of peak`.
+    pub peak: bool,
+}
+
+/// Forward latency over repeated runs, with the arithmetic rate it implies.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyStats {
     pub model: String,
     pub batch: usize,
     pub image_size: usize,
+    pub engine: Engine,
     pub fused: bool,
-    pub parallel_streams: bool,
+    pub parallel: bool,
+    pub isa: String,
     pub threads: usize,
     pub runs: usize,
     pub median_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
+    /// Multiply-adds of one forward (every image), of the form that ran.
+    pub macs: usize,
+    /// `2 * macs` per median forward.
+    pub gflops: f64,
+    /// The FMA peak of `isa` at `threads` threads, measured just before.
+    pub peak_gflops: Option<f64>,
+    pub percent_of_peak: Option<f64>,
+    /// Executor: how many convolutions run on each kernel (`direct`, `winograd F(4x4,3x3)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conv_kernels: Vec<(String, usize)>,
 }
 
 impl fmt::Display for LatencyStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let form = match (self.engine, self.fused) {
+            (Engine::Executor, _) => "executor",
+            (Engine::Graph, true) => "graph, fused",
+            (Engine::Graph, false) => "graph, unfused",
+        };
         write!(
             f,
-            "{} batch {} at {}x{}, {}, streams {}, {} threads: median {:.2} ms, min {:.2} ms, max {:.2} ms over {} runs",
+            "{} batch {} at {}x{}, {form}, {}, {}, {} threads: median {:.2} ms (min {:.2}, max {:.2}, {} runs), {:.1} GFLOP/s",
             self.model,
             self.batch,
             self.image_size,
             self.image_size,
-            if self.fused { "fused" } else { "unfused" },
-            if self.parallel_streams {
+            if self.parallel {
                 "parallel"
             } else {
                 "sequential"
             },
+            self.isa,
             self.threads,
             self.median_ms,
             self.min_ms,
             self.max_ms,
-            self.runs
-        )
+            self.runs,
+            self.gflops,
+        )?;
+        if let (Some(peak), Some(pct)) = (self.peak_gflops, self.percent_of_peak) {
+            write!(f, " = {pct:.1}% of the {peak:.0} GFLOP/s FMA peak")?;
+        }
+        if !self.conv_kernels.is_empty() {
+            let kinds: Vec<String> = self
+                .conv_kernels
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            write!(f, "; convolutions: {}", kinds.join(", "))?;
+        }
+        Ok(())
     }
 }
 
 /// Times `runs` inference forwards (after `warmup` untimed ones) of a randomly initialised
-/// `spec` (its deploy form with `fused`) at a square `image_size` (default: the network's).
-pub fn measure_latency(
-    spec: &NetworkSpec,
-    batch: usize,
-    image_size: Option<usize>,
-    fused: bool,
-    parallel_streams: bool,
-    warmup: usize,
-    runs: usize,
-) -> Result<LatencyStats> {
-    ensure!(batch > 0 && runs > 0, "--batch and --runs must be positive");
+/// `spec` on a fixed input.
+pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<LatencyStats> {
+    ensure!(
+        o.batch > 0 && o.runs > 0,
+        "--batch and --runs must be positive"
+    );
     let mut model = spec.build(0)?;
-    if fused {
+    if o.fused || o.engine == Engine::Executor {
         model = model.deploy()?;
     }
-    let size = image_size.unwrap_or(model.default_image_size());
+    let size = o.image_size.unwrap_or(model.default_image_size());
     let m = model.input_multiple();
     ensure!(
         size > 0 && size.is_multiple_of(m),
         "--image-size {size}: {} runs on positive multiples of {m}",
         spec.name
     );
-    let times = forward_times_ms(
-        model.as_ref(),
-        &LatencyProtocol {
-            batch,
-            image_size: size,
-            warmup,
-            runs,
-            parallel_streams,
-        },
-    )?;
+    let isa = Isa::current();
+    let (times, macs, conv_kernels) = match o.engine {
+        Engine::Graph => {
+            let p = LatencyProtocol {
+                batch: o.batch,
+                image_size: size,
+                warmup: o.warmup,
+                runs: o.runs,
+                parallel_streams: o.parallel,
+            };
+            let macs = model.macs(size) * o.batch;
+            (forward_times_ms(model.as_ref(), &p)?, macs, Vec::new())
+        }
+        Engine::Executor => {
+            let options = ExecOptions {
+                isa: Some(isa),
+                winograd: o.winograd,
+                schedule: if o.parallel {
+                    Schedule::Parallel
+                } else {
+                    Schedule::Sequential
+                },
+            };
+            let mut exec = Executor::new(model.as_ref(), o.batch, (size, size), &options)?;
+            let x = vec![0.5f32; o.batch * 3 * size * size];
+            for _ in 0..o.warmup {
+                exec.run(&x)?;
+            }
+            let mut times = Vec::with_capacity(o.runs);
+            for _ in 0..o.runs {
+                let t = Instant::now();
+                exec.run(&x)?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            let mut kinds: Vec<(String, usize)> = Vec::new();
+            for k in exec.conv_kernels() {
+                match kinds.iter_mut().find(|(name, _)| name == k) {
+                    Some((_, n)) => *n += 1,
+                    None => kinds.push((k.to_string(), 1)),
+                }
+            }
+            (times, exec.macs_per_run(), kinds)
+        }
+    };
+    let median_ms = median(&mut times.clone());
+    let gflops = 2.0 * macs as f64 / (median_ms / 1e3) / 1e9;
+    let threads = rayon::current_num_threads();
+    let peak_gflops = o
+        .peak
+        .then(|| fma_peak_gflops(isa, threads, Duration::from_millis(200), 5));
     Ok(LatencyStats {
         model: spec.name.clone(),
-        batch,
+        batch: o.batch,
         image_size: size,
-        fused,
-        parallel_streams,
-        threads: rayon::current_num_threads(),
-        runs,
-        median_ms: median(&mut times.clone()),
+        engine: o.engine,
+        fused: o.fused || o.engine == Engine::Executor,
+        parallel: o.parallel,
+        isa: isa.name().to_string(),
+        threads,
+        runs: o.runs,
+        median_ms,
         min_ms: times[0],
-        max_ms: times[runs - 1],
+        max_ms: times[o.runs - 1],
+        macs,
+        gflops,
+        peak_gflops,
+        percent_of_peak: peak_gflops.map(|p| 100.0 * gflops / p),
+        conv_kernels,
     })
+}
+
+/// The executor's step-by-step profile of `spec` as a markdown table (one run, steps one
+/// after another).
+pub fn profile_table(spec: &NetworkSpec, o: &LatencyOptions) -> Result<String> {
+    use std::fmt::Write;
+    let model = spec.build(0)?.deploy()?;
+    let size = o.image_size.unwrap_or(model.default_image_size());
+    let options = ExecOptions {
+        winograd: o.winograd,
+        ..ExecOptions::default()
+    };
+    let mut exec = Executor::new(model.as_ref(), o.batch, (size, size), &options)?;
+    let x = vec![0.5f32; o.batch * 3 * size * size];
+    let steps = exec.profile(&x)?;
+    let total: f64 = steps.iter().map(|s| s.ms).sum();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| step | kernel | output (C,H,W) | MMACs | ms | GFLOP/s | share |"
+    )?;
+    writeln!(out, "|---|---|---|---:|---:|---:|---:|")?;
+    for (i, s) in steps.iter().enumerate() {
+        writeln!(
+            out,
+            "| {i} {} | {} | {:?} | {:.1} | {:.3} | {:.1} | {:.1}% |",
+            s.kind,
+            s.kernel.unwrap_or(""),
+            s.output,
+            s.macs as f64 / 1e6,
+            s.ms,
+            2.0 * s.macs as f64 / (s.ms / 1e3) / 1e9,
+            100.0 * s.ms / total
+        )?;
+    }
+    writeln!(out, "| total | | | | {total:.2} | | |")?;
+    Ok(out)
 }
 
 #[cfg(test)]

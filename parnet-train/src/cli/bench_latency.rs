@@ -4,7 +4,9 @@ use anyhow::Result;
 use clap::Args;
 
 use super::args::{ModelArgs, ThreadArgs};
-use crate::bench::latency::measure_latency;
+use parnet_core::exec::WinogradChoice;
+
+use crate::bench::latency::{Engine, LatencyOptions, measure_latency, profile_table};
 
 /// Options of `parnet bench latency`.
 #[derive(Args, Debug, Clone)]
@@ -16,12 +18,25 @@ pub struct BenchLatencyArgs {
     /// Square input size (default: the network's).
     #[arg(long)]
     pub image_size: Option<usize>,
-    /// Time the deploy form.
+    /// What runs the forward: the planned executor (always the deploy form) or the autograd
+    /// graph, op by op.
+    #[arg(long, value_enum, default_value_t = Engine::Executor)]
+    pub engine: Engine,
+    /// Graph engine: time the deploy form (the executor always does).
     #[arg(long)]
     pub fused: bool,
-    /// Run the streams one after another instead of concurrently.
+    /// Run the streams (graph) or steps (executor) one after another instead of concurrently.
     #[arg(long)]
     pub sequential_streams: bool,
+    /// Executor: Winograd for the stride-1 3x3 convolutions: auto (the cost rule), off, f2, f4.
+    #[arg(long, default_value = "auto", value_parser = parse_winograd)]
+    pub winograd: WinogradChoice,
+    /// Skip measuring the FMA peak (no `% of peak`).
+    #[arg(long)]
+    pub no_peak: bool,
+    /// Executor: then run once more step by step and print the time of every step.
+    #[arg(long)]
+    pub profile: bool,
     /// Timed runs after warm-up.
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
@@ -42,15 +57,21 @@ pub fn run(args: &BenchLatencyArgs) -> Result<()> {
     };
     let mut all = Vec::new();
     for spec in &specs {
-        let stats = measure_latency(
-            spec,
-            args.batch,
-            args.image_size,
-            args.fused,
-            !args.sequential_streams,
-            args.warmup,
-            args.runs,
-        )?;
+        let options = LatencyOptions {
+            batch: args.batch,
+            image_size: args.image_size,
+            engine: args.engine,
+            fused: args.fused,
+            parallel: !args.sequential_streams,
+            winograd: args.winograd,
+            warmup: args.warmup,
+            runs: args.runs,
+            peak: !args.no_peak,
+        };
+        let stats = measure_latency(spec, &options)?;
+        if args.profile {
+            print!("{}", profile_table(spec, &options)?);
+        }
         if !args.json {
             println!("{stats}");
         }
@@ -66,4 +87,17 @@ pub fn run(args: &BenchLatencyArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(())
+}
+
+/// `auto`, `off`, `f2` or `f4`.
+pub fn parse_winograd(s: &str) -> Result<WinogradChoice, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "auto" => Ok(WinogradChoice::Auto),
+        "off" | "none" => Ok(WinogradChoice::Off),
+        "f2" => Ok(WinogradChoice::F2),
+        "f4" => Ok(WinogradChoice::F4),
+        other => Err(format!(
+            "unknown --winograd {other:?} (auto, off, f2 or f4)"
+        )),
+    }
 }

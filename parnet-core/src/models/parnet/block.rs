@@ -5,6 +5,7 @@ use super::config::Activation;
 use super::plan::BlockSpec;
 use crate::Param;
 use crate::error::Result;
+use crate::exec::graph::{Affine, Epilogue, GateOn, GraphBuilder, Residual, ValueId};
 use crate::nn::{BatchNorm2d, Conv2d, ConvBn, Ctx, Init, Module, StateBuffer, join_name};
 use crate::ops::activation::sigmoid;
 use crate::ops::batch_norm::batch_norm2d_train_gap;
@@ -241,6 +242,68 @@ impl RepBlock {
             gate_factor: self.gate_factor,
         })
     }
+}
+
+impl RepBlock {
+    /// Appends the deploy block to `g` on input `x` (spec 2.2 and 5): the SE gate, then the
+    /// reparameterized conv whose epilogue adds the gated identity BN (case A) or gates the sum
+    /// (case B) and applies the activation; then the shuffle of a grouped block.
+    pub fn lower(&self, g: &mut GraphBuilder, x: ValueId) -> Result<ValueId> {
+        let Branches::Fused { conv } = &self.branches else {
+            return Err(not_deploy(&self.spec.prefix));
+        };
+        let spec = &self.spec;
+        let se = self.se.weight.to_vec();
+        let epilogue = match &self.identity {
+            Some(bn) => {
+                let affine = Affine::from_f64(bn.eval_affine());
+                let gate = g.se_gate(x, Some(affine.clone()), se, (spec.cout, spec.groups), 1.0)?;
+                Epilogue {
+                    gate: Some((gate, GateOn::Residual)),
+                    residual: Some(Residual {
+                        value: x,
+                        affine: Some(affine),
+                    }),
+                    activation: Some(self.activation),
+                }
+            }
+            None => {
+                let gate = g.se_gate(x, None, se, (spec.cout, spec.groups), self.gate_factor)?;
+                Epilogue {
+                    gate: Some((gate, GateOn::Sum)),
+                    residual: None,
+                    activation: Some(self.activation),
+                }
+            }
+        };
+        let bias = conv
+            .bias
+            .as_ref()
+            .map_or(vec![0.0; spec.cout], |b| b.to_vec());
+        let y = g.conv(
+            x,
+            conv.weight.to_vec(),
+            bias,
+            (spec.cout, 3, 3),
+            spec.stride,
+            1,
+            spec.groups,
+            epilogue,
+        )?;
+        if spec.groups > 1 {
+            g.shuffle(y, spec.groups)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// The error of lowering a training-form layer.
+pub(crate) fn not_deploy(what: &str) -> crate::error::CoreError {
+    crate::error::invalid(
+        "exec",
+        format!("{what} is in training form; the executor runs the deploy form (Network::deploy)"),
+    )
 }
 
 impl Module for RepBlock {

@@ -6,6 +6,7 @@ use super::config::Activation;
 use super::plan::FusionSpec;
 use crate::Param;
 use crate::error::Result;
+use crate::exec::graph::{Affine, GraphBuilder, ValueId};
 use crate::nn::{BatchNorm2d, Ctx, Init, Module, StateBuffer};
 use crate::ops::channel::interleave_channels;
 use crate::tensor::Tensor;
@@ -38,6 +39,21 @@ impl FusionBlock {
         let a = self.bn_stream.forward(stream, ctx)?;
         let b = self.bn_previous.forward(previous, ctx)?;
         self.block.forward(&interleave_channels(&a, &b)?, ctx)
+    }
+
+    /// Appends the deploy fusion to `g`: the two BNs and the interleave in one node, then the
+    /// block.
+    pub fn lower(
+        &self,
+        g: &mut GraphBuilder,
+        stream: ValueId,
+        previous: ValueId,
+    ) -> Result<ValueId> {
+        let z = g.interleave(
+            (stream, Affine::from_f64(self.bn_stream.eval_affine())),
+            (previous, Affine::from_f64(self.bn_previous.eval_affine())),
+        )?;
+        self.block.lower(g, z)
     }
 
     /// The deploy form (only the block changes).

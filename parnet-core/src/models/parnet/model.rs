@@ -2,11 +2,13 @@
 //! rayon tasks.
 
 use super::block::RepBlock;
+use super::block::not_deploy;
 use super::config::{Activation, ParNetConfig};
 use super::fusion::FusionBlock;
 use super::plan::{FinalSpec, Plan};
 use crate::Param;
 use crate::error::{Result, invalid, shape_error};
+use crate::exec::graph::{Epilogue, GraphBuilder, ValueId};
 use crate::models::Network;
 use crate::models::conv_unit::ConvUnit;
 use crate::models::info::ModelInfo;
@@ -40,6 +42,22 @@ impl FinalLayer {
         Ok(FinalLayer::Conv(ConvUnit::Train(cb)))
     }
 
+    /// Appends the deploy layer to `g` (the conv followed by `activation`).
+    pub fn lower(
+        &self,
+        g: &mut GraphBuilder,
+        x: ValueId,
+        activation: Activation,
+    ) -> Result<ValueId> {
+        match self {
+            FinalLayer::Block(b) => b.lower(g, x),
+            FinalLayer::Conv(ConvUnit::Deploy(c)) => {
+                lower_conv(g, x, c, Epilogue::activation(activation))
+            }
+            FinalLayer::Conv(ConvUnit::Train(_)) => Err(not_deploy("the final 1x1 conv")),
+        }
+    }
+
     /// The deploy form: the block reparameterized, or the BN folded into the 1x1 conv (same key
     /// prefix as the conv).
     pub fn fused(&self) -> Result<FinalLayer> {
@@ -64,6 +82,38 @@ impl Module for FinalLayer {
             FinalLayer::Conv(c) => c.visit_buffers(f),
         }
     }
+}
+
+/// Appends a deploy-form convolution layer (with its bias) to `g`.
+pub(crate) fn lower_conv(
+    g: &mut GraphBuilder,
+    x: ValueId,
+    c: &crate::nn::Conv2d,
+    epilogue: Epilogue,
+) -> Result<ValueId> {
+    let bias = c
+        .bias
+        .as_ref()
+        .map_or(vec![0.0; c.out_channels], |b| b.to_vec());
+    g.conv(
+        x,
+        c.weight.to_vec(),
+        bias,
+        (c.out_channels, c.kernel, c.kernel),
+        c.params.stride,
+        c.params.padding,
+        c.params.groups,
+        epilogue,
+    )
+}
+
+/// Appends a blocks chain to `g`.
+pub(crate) fn lower_chain(
+    g: &mut GraphBuilder,
+    blocks: &[RepBlock],
+    x: ValueId,
+) -> Result<ValueId> {
+    blocks.iter().try_fold(x, |x, b| b.lower(g, x))
 }
 
 /// A ParNet: stem, three streams, merge path, head.
@@ -270,4 +320,26 @@ impl Network for ParNet {
     fn input_multiple(&self) -> usize {
         self.config.size_multiple()
     }
+
+    /// The forward order of spec 2.11: stem, the three streams, the fusions, the final layer, the
+    /// head (the executor finds the streams' independence from the graph).
+    fn lower(&self, g: &mut GraphBuilder, x: ValueId) -> Result<ValueId> {
+        let n_stem = self.stem.len();
+        let x0 = lower_chain(g, &self.stem[..n_stem - 2], x)?;
+        let y0 = lower_chain(g, &self.streams[0], x0)?;
+        let x1 = self.stem[n_stem - 2].lower(g, x0)?;
+        let y1 = lower_chain(g, &self.streams[1], x1)?;
+        let x2 = self.stem[n_stem - 1].lower(g, x1)?;
+        let y2 = lower_chain(g, &self.streams[2], x2)?;
+        let d0 = self.down0.lower(g, y0)?;
+        let d1 = self.fuse1.lower(g, y1, d0)?;
+        let z = self.fuse2.lower(g, y2, d1)?;
+        let z = self.final_layer.lower(g, z, self.config.activation)?;
+        lower_head(g, z, &self.head)
+    }
+}
+
+/// Appends the classifier (global average pool, linear layer) to `g`.
+pub(crate) fn lower_head(g: &mut GraphBuilder, x: ValueId, head: &Linear) -> Result<ValueId> {
+    g.head(x, head.weight.to_vec(), head.bias.to_vec())
 }

@@ -4,11 +4,12 @@ use super::plan::SweepPlan;
 use super::spec::SweepSpec;
 use crate::Param;
 use crate::error::{Result, shape_error};
+use crate::exec::graph::{GraphBuilder, ValueId};
 use crate::models::Network;
 use crate::models::info::ModelInfo;
 use crate::models::parnet::block::RepBlock;
 use crate::models::parnet::fusion::FusionBlock;
-use crate::models::parnet::model::FinalLayer;
+use crate::models::parnet::model::{FinalLayer, lower_chain, lower_head};
 use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::pool::global_avg_pool;
 use crate::tensor::Tensor;
@@ -220,5 +221,26 @@ impl Network for SweepNet {
 
     fn input_multiple(&self) -> usize {
         self.spec.size_multiple()
+    }
+
+    fn lower(&self, g: &mut GraphBuilder, x: ValueId) -> Result<ValueId> {
+        let mut tap = lower_chain(g, &self.stem, x)?;
+        let mut ys = Vec::new();
+        for (i, stream) in self.streams.iter().enumerate() {
+            ys.push(lower_chain(g, stream, tap)?);
+            if let Some(init) = self.inits.get(i) {
+                tap = init.lower(g, tap)?;
+            }
+        }
+        let mut z = match &self.down0 {
+            Some(d) => d.lower(g, ys[0])?,
+            None => ys[0],
+        };
+        for (fusion, &y) in self.fusions.iter().zip(&ys[1..]) {
+            z = fusion.lower(g, y, z)?;
+        }
+        let z = lower_chain(g, &self.tail, z)?;
+        let z = self.final_layer.lower(g, z, self.spec.activation)?;
+        lower_head(g, z, &self.head)
     }
 }

@@ -5,8 +5,12 @@
 use super::BlockKind;
 use crate::Param;
 use crate::error::Result;
+use crate::exec::graph::{Epilogue, GraphBuilder, Residual, ValueId};
+use crate::kernels::activation::Activation;
 use crate::models::conv_unit::ConvUnit;
 use crate::models::info::LayerInfo;
+use crate::models::parnet::block::not_deploy;
+use crate::models::parnet::model::lower_conv;
 use crate::nn::{ConvBn, Ctx, Init, Module, StateBuffer, join_name};
 use crate::ops::activation::relu;
 use crate::ops::add;
@@ -105,6 +109,32 @@ impl ResidualBlock {
         Ok(relu(&add(&y, &shortcut)?))
     }
 
+    /// Appends the deploy block to `g` on input `x`: the main convs with ReLU between them, the
+    /// projection (if any), and the last conv's epilogue adding the shortcut and applying ReLU.
+    pub fn lower(&self, g: &mut GraphBuilder, x: ValueId) -> Result<ValueId> {
+        let shortcut = match &self.downsample {
+            Some(projection) => lower_unit(g, x, projection, Epilogue::none())?,
+            None => x,
+        };
+        let last = self.main.len() - 1;
+        let mut y = x;
+        for (i, unit) in self.main.iter().enumerate() {
+            let epilogue = if i < last {
+                Epilogue::activation(Activation::Relu)
+            } else {
+                Epilogue {
+                    residual: Some(Residual {
+                        value: shortcut,
+                        affine: None,
+                    }),
+                    ..Epilogue::activation(Activation::Relu)
+                }
+            };
+            y = lower_unit(g, y, unit, epilogue)?;
+        }
+        Ok(y)
+    }
+
     /// The deploy form: every BN folded into its conv.
     pub fn deploy(&self) -> Result<ResidualBlock> {
         Ok(ResidualBlock {
@@ -157,6 +187,19 @@ impl ResidualBlock {
             counts_for_depth: false,
         });
         layers.len() - 1
+    }
+}
+
+/// Appends a deploy-form conv unit to `g`.
+pub(super) fn lower_unit(
+    g: &mut GraphBuilder,
+    x: ValueId,
+    unit: &ConvUnit,
+    epilogue: Epilogue,
+) -> Result<ValueId> {
+    match unit {
+        ConvUnit::Deploy(c) => lower_conv(g, x, c, epilogue),
+        ConvUnit::Train(_) => Err(not_deploy(unit.conv().weight.name())),
     }
 }
 

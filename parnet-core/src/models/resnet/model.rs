@@ -1,13 +1,16 @@
 //! The whole ResNet: stem, stages of residual blocks, global average pool, linear classifier; its
 //! deploy form (every BN folded into its conv) and its layer table.
 
-use super::block::{ResidualBlock, conv_layer_info, resnet_conv_bn};
+use super::block::{ResidualBlock, conv_layer_info, lower_unit, resnet_conv_bn};
 use super::{ResNetConfig, Stem};
 use crate::Param;
 use crate::error::{Result, shape_error};
+use crate::exec::graph::{Epilogue, GraphBuilder, ValueId};
+use crate::kernels::activation::Activation;
 use crate::models::Network;
 use crate::models::conv_unit::ConvUnit;
 use crate::models::info::{LayerInfo, ModelInfo};
+use crate::models::parnet::model::lower_head;
 use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::activation::relu;
 use crate::ops::pool::{MaxPool2dParams, global_avg_pool, max_pool2d};
@@ -180,5 +183,17 @@ impl Network for ResNet {
 
     fn deploy(&self) -> Result<Box<dyn Network>> {
         Ok(Box::new(ResNet::deploy(self)?))
+    }
+
+    fn lower(&self, g: &mut GraphBuilder, x: ValueId) -> Result<ValueId> {
+        let mut y = lower_unit(g, x, &self.stem, Epilogue::activation(Activation::Relu))?;
+        if self.config.stem == Stem::ImageNet {
+            let p = MaxPool2dParams::RESNET_STEM;
+            y = g.max_pool(y, p.kernel, p.stride, p.padding)?;
+        }
+        for block in self.blocks() {
+            y = block.lower(g, y)?;
+        }
+        lower_head(g, y, &self.fc)
     }
 }

@@ -79,6 +79,7 @@ pub fn tile(
     b: Right<'_>,
     out: &mut Tile,
 ) {
+    let isa = isa.min(Isa::detected());
     let ks_slice = &ks.values[range];
     if ks_slice.is_empty() {
         out.iter_mut()
@@ -88,8 +89,8 @@ pub fn tile(
     check_reads(src, rows, ks, ks_slice.len(), &b);
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY (both arms): the level is available (`Isa::current` and `Isa::available` never
-        // exceed what the CPU has), and every read stays in bounds: src[rows[r] + ks[k]] <=
+        // SAFETY (both arms): the level is available (lowered to `Isa::detected` above), and
+        // every read stays in bounds: src[rows[r] + ks[k]] <=
         // row_max + ks.max < src.len(), and b is read at j * block_stride + k * k_stride + l <=
         // (blocks - 1) * block_stride + (len - 1) * k_stride + NR - 1 < b.len() (checked above).
         match isa {
@@ -140,6 +141,7 @@ pub fn tile_add(
     (dst, dst_stride): (&mut [f32], usize),
     valid_rows: usize,
 ) {
+    let isa = isa.min(Isa::detected());
     let ks_slice = &ks.values[range.clone()];
     let valid_rows = valid_rows.min(MR);
     if ks_slice.is_empty() || valid_rows == 0 {

@@ -1,0 +1,196 @@
+//! The direct convolution of the executor: the input read in place from its channels-last,
+//! zero-bordered layout through the offset-gather micro-kernel
+//! (`kernels::conv::direct::kernel`), weights packed once at plan time, and the epilogue applied
+//! to each tile as it is stored into the output's layout.
+//!
+//! Work is cut into tasks of (run of [`MR`]-pixel tiles, run of output-channel blocks); every
+//! output element is one tile's full sum, so the result does not depend on how the work is cut
+//! or on the thread count.
+
+use rayon::prelude::*;
+
+use super::epilogue::ConvIo;
+use super::layout::Layout;
+use crate::kernels::conv::direct::kernel::{MAX_BLOCKS, MR, NR, Offsets, Right, tile, tile_blocks};
+use crate::kernels::simd::Isa;
+
+/// A convolution planned for the direct path.
+pub struct DirectConv {
+    pub input: Layout,
+    pub output: Layout,
+    pub kernel: (usize, usize),
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+    /// `[groups, blocks, k, NR]`, zero past each group's last output channel.
+    packed: Vec<f32>,
+    /// Per group: the offsets of `k = (i * KW + j) * Cin/g + c` in the input layout.
+    ks: Vec<Offsets>,
+    /// Per output pixel (image, row, column order): the input offset of its top-left tap.
+    bases: Vec<usize>,
+    /// `[Cout]`.
+    pub bias: Vec<f32>,
+}
+
+impl DirectConv {
+    /// Plans `weight` (`[Cout, Cin/g, KH, KW]`) between the two layouts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        input: Layout,
+        output: Layout,
+        weight: &[f32],
+        bias: Vec<f32>,
+        kernel: (usize, usize),
+        stride: usize,
+        padding: usize,
+        groups: usize,
+    ) -> DirectConv {
+        assert!(
+            input.pad >= padding,
+            "the input layout lacks the conv's padding"
+        );
+        let (kh, kw) = kernel;
+        let (cin_g, cout_g) = (input.channels / groups, output.channels / groups);
+        let blocks = cout_g.div_ceil(NR);
+        let taps = kh * kw;
+        let k_len = taps * cin_g;
+        let mut packed = vec![0.0f32; groups * blocks * k_len * NR];
+        for g in 0..groups {
+            for co_local in 0..cout_g {
+                let co = g * cout_g + co_local;
+                let (block, l) = (co_local / NR, co_local % NR);
+                let dst = &mut packed[(g * blocks + block) * k_len * NR..][..k_len * NR];
+                let filter = &weight[co * cin_g * taps..][..cin_g * taps];
+                for c in 0..cin_g {
+                    for t in 0..taps {
+                        dst[(t * cin_g + c) * NR + l] = filter[c * taps + t];
+                    }
+                }
+            }
+        }
+        let (pw, cs) = (input.padded_width(), input.stride);
+        let ks = (0..groups)
+            .map(|g| {
+                let mut values = Vec::with_capacity(k_len);
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let tap = (i * pw + j) * cs + g * cin_g;
+                        values.extend((0..cin_g).map(|c| tap + c));
+                    }
+                }
+                Offsets::new(values)
+            })
+            .collect();
+        let shift = input.pad - padding;
+        let mut bases = Vec::with_capacity(output.batch * output.height * output.width);
+        for n in 0..output.batch {
+            for oh in 0..output.height {
+                for ow in 0..output.width {
+                    bases.push(input.padded_pixel(n, oh * stride + shift, ow * stride + shift));
+                }
+            }
+        }
+        DirectConv {
+            input,
+            output,
+            kernel,
+            stride,
+            padding,
+            groups,
+            packed,
+            ks,
+            bases,
+            bias,
+        }
+    }
+
+    fn cout_g(&self) -> usize {
+        self.output.channels / self.groups
+    }
+
+    fn blocks(&self) -> usize {
+        self.cout_g().div_ceil(NR)
+    }
+
+    fn k_len(&self) -> usize {
+        self.kernel.0 * self.kernel.1 * (self.input.channels / self.groups)
+    }
+
+    /// Multiply-adds of one run.
+    pub fn macs(&self) -> usize {
+        self.bases.len() * self.output.channels * self.k_len()
+    }
+
+    /// Runs the convolution: `io.output` gets the epilogue of every sum.
+    pub fn run(&self, isa: Isa, io: &ConvIo<'_>) {
+        let pixels = self.bases.len();
+        let tiles = pixels.div_ceil(MR);
+        let blocks = self.blocks();
+        // Tasks: runs of tiles x runs of blocks, at least ~8 per thread where the work allows.
+        let want = 8 * rayon::current_num_threads();
+        let block_runs = blocks.div_ceil(MAX_BLOCKS).min(want.div_ceil(tiles).max(1));
+        let blocks_per_run = blocks.div_ceil(block_runs);
+        let tile_runs = tiles.min(want.div_ceil(block_runs).max(1));
+        let tiles_per_run = tiles.div_ceil(tile_runs);
+        let tasks: Vec<(usize, usize, usize)> = (0..self.groups)
+            .flat_map(|g| {
+                (0..tiles.div_ceil(tiles_per_run))
+                    .flat_map(move |t| (0..blocks.div_ceil(blocks_per_run)).map(move |b| (g, t, b)))
+            })
+            .collect();
+        tasks.par_iter().for_each_init(
+            || Box::new([[0.0f32; MAX_BLOCKS * NR]; MR]),
+            |acc, &(g, t, b)| {
+                let tile_range = t * tiles_per_run..((t + 1) * tiles_per_run).min(tiles);
+                let block_range = b * blocks_per_run..((b + 1) * blocks_per_run).min(blocks);
+                self.run_task(isa, io, g, tile_range, block_range, acc);
+            },
+        );
+    }
+
+    fn run_task(
+        &self,
+        isa: Isa,
+        io: &ConvIo<'_>,
+        g: usize,
+        tiles: std::ops::Range<usize>,
+        blocks: std::ops::Range<usize>,
+        acc: &mut [[f32; MAX_BLOCKS * NR]; MR],
+    ) {
+        let (k_len, all_blocks, cout_g) = (self.k_len(), self.blocks(), self.cout_g());
+        let pixels = self.bases.len();
+        let plane = self.output.height * self.output.width;
+        let mut block = blocks.start;
+        while block < blocks.end {
+            let nb = tile_blocks(isa, blocks.end - block);
+            let right = Right {
+                data: &self.packed[(g * all_blocks + block) * k_len * NR..],
+                k_stride: NR,
+                block_stride: k_len * NR,
+                blocks: nb,
+            };
+            let co0 = g * cout_g + block * NR;
+            let lanes = (nb * NR).min(cout_g - block * NR);
+            for t in tiles.clone() {
+                let first = t * MR;
+                let rows: [usize; MR] =
+                    std::array::from_fn(|r| self.bases[(first + r).min(pixels - 1)]);
+                tile(isa, io.input, &rows, &self.ks[g], 0..k_len, right, acc);
+                let valid = MR.min(pixels - first);
+                let coords: [(usize, usize, usize); MR] = std::array::from_fn(|r| {
+                    let p = (first + r).min(pixels - 1);
+                    let (n, q) = (p / plane, p % plane);
+                    (n, q / self.output.width, q % self.output.width)
+                });
+                io.finish(
+                    isa,
+                    (acc.as_flattened(), MAX_BLOCKS * NR),
+                    &coords[..valid],
+                    co0,
+                    &self.bias[co0..co0 + lanes],
+                );
+            }
+            block += nb;
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! A convolution's epilogue on one pixel's run of output channels, applied to the sums as they
+//! leave the micro-kernel: `act(((acc + bias) * g_sum) + residual' * g_res)` (see
+//! [`super::graph::Epilogue`]). One plain-Rust loop compiled per ISA level, so every level gives
+//! the same bits.
+
+use super::layout::Layout;
+use crate::kernels::activation::Activation;
+use crate::kernels::activation::exp_f32;
+use crate::kernels::simd::{Isa, isa_kernel};
+
+/// A residual of an epilogue: its buffer, its layout, and its affine map (scale, shift).
+pub type ResidualIo<'a> = (&'a [f32], Layout, Option<(&'a [f32], &'a [f32])>);
+
+/// Where a convolution writes and what its epilogue reads, for one run.
+pub struct ConvIo<'a> {
+    /// The input value's buffer.
+    pub input: &'a [f32],
+    /// The output value's buffer.
+    pub output: OutBuf,
+    pub output_layout: Layout,
+    /// The gate buffer (`[N, gate_stride]`) and whether it multiplies the sum.
+    pub gate: Option<(&'a [f32], bool)>,
+    pub gate_stride: usize,
+    /// The residual buffer, its layout, and its affine map.
+    pub residual: Option<ResidualIo<'a>>,
+    pub activation: Option<Activation>,
+}
+
+/// Most pixels finished in one call.
+pub const MAX_ROWS: usize = 16;
+
+isa_kernel! {
+/// The epilogue of `outs.len()` pixels' runs of `bias.len()` channels: `outs[r][i] =
+/// act(((acc[r * acc_stride + i] + bias[i]) * gate_r[i]?) + (residual_r[i] * scale[i]? +
+/// shift[i]?) * gate_r[i]?)`, one pass per term (the terms in this order at every level).
+#[allow(clippy::too_many_arguments)]
+fn finish_rows(
+    acc: &[f32],
+    acc_stride: usize,
+    outs: &mut [&mut [f32]],
+    bias: &[f32],
+    gates: &[&[f32]],
+    gate_mode: u8,
+    residuals: &[&[f32]],
+    scale_shift: (&[f32], &[f32]),
+    residual_mode: u8,
+    act: u8,
+) {
+    let (scale, shift) = scale_shift;
+    let n = bias.len();
+    for (r, out) in outs.iter_mut().enumerate() {
+        let out = &mut out[..n];
+        let a = &acc[r * acc_stride..][..n];
+        for i in 0..n {
+            out[i] = a[i] + bias[i];
+        }
+        if gate_mode == 1 {
+            let g = &gates[r][..n];
+            for i in 0..n {
+                out[i] *= g[i];
+            }
+        }
+        if residual_mode != 0 {
+            let res = &residuals[r][..n];
+            let mut t = [0.0f32; 64];
+            let t = &mut t[..n];
+            if residual_mode == 2 {
+                let (s, sh) = (&scale[..n], &shift[..n]);
+                for i in 0..n {
+                    t[i] = res[i] * s[i] + sh[i];
+                }
+            } else {
+                t.copy_from_slice(res);
+            }
+            if gate_mode == 2 {
+                let g = &gates[r][..n];
+                for i in 0..n {
+                    t[i] *= g[i];
+                }
+            }
+            for i in 0..n {
+                out[i] += t[i];
+            }
+        }
+        match act {
+            1 => {
+                for v in out.iter_mut() {
+                    if *v < 0.0 {
+                        *v = 0.0;
+                    }
+                }
+            }
+            2 => {
+                for v in out.iter_mut() {
+                    *v = *v / (1.0 + exp_f32(-*v));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+}
+
+/// The activation code the loops switch on (0 none, 1 ReLU, 2 SiLU).
+fn activation_code(a: Option<Activation>) -> u8 {
+    match a {
+        None => 0,
+        Some(Activation::Relu) => 1,
+        Some(Activation::Silu) => 2,
+    }
+}
+
+impl ConvIo<'_> {
+    /// Stores up to [`MAX_ROWS`] pixels' runs of `bias.len()` (at most 64) output channels from
+    /// `co0` on, through the epilogue; pixel `r` (`(n, y, x)` of the output) has its sums at
+    /// `acc[r * acc_stride..]`.
+    pub(crate) fn finish(
+        &self,
+        isa: Isa,
+        (acc, acc_stride): (&[f32], usize),
+        pixels: &[(usize, usize, usize)],
+        co0: usize,
+        bias: &[f32],
+    ) {
+        let lanes = bias.len();
+        assert!(
+            pixels.len() <= MAX_ROWS && lanes <= 64,
+            "epilogue block too large"
+        );
+        let mut outs: [&mut [f32]; MAX_ROWS] = Default::default();
+        let mut gates: [&[f32]; MAX_ROWS] = Default::default();
+        let mut residuals: [&[f32]; MAX_ROWS] = Default::default();
+        for (r, &(n, y, x)) in pixels.iter().enumerate() {
+            let at = self.output_layout.pixel(n, y, x) + co0;
+            // SAFETY: tasks store disjoint (pixel, channel run) pairs of the output, which no
+            // other node reads or writes while this one runs (the schedule's guarantee).
+            outs[r] = unsafe { self.output.slice(at, lanes) };
+            if let Some((g, _)) = self.gate {
+                gates[r] = &g[n * self.gate_stride + co0..][..lanes];
+            }
+            if let Some((data, layout, _)) = self.residual {
+                let at = layout.pixel(n, y, x) + co0;
+                residuals[r] = &data[at..at + lanes];
+            }
+        }
+        let rows = pixels.len();
+        let gate_mode = match self.gate {
+            None => 0,
+            Some((_, true)) => 1,
+            Some((_, false)) => 2,
+        };
+        let empty: &[f32] = &[];
+        let (scale, shift, residual_mode) = match self.residual {
+            None => (empty, empty, 0),
+            Some((_, _, None)) => (empty, empty, 1),
+            Some((_, _, Some((s, t)))) => (&s[co0..co0 + lanes], &t[co0..co0 + lanes], 2),
+        };
+        finish_rows(
+            isa,
+            acc,
+            acc_stride,
+            &mut outs[..rows],
+            bias,
+            &gates[..rows],
+            gate_mode,
+            &residuals[..rows],
+            (scale, shift),
+            residual_mode,
+            activation_code(self.activation),
+        );
+    }
+}
+
+/// A raw view of an output buffer, for tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+pub struct OutBuf(pub *mut f32, pub usize);
+
+// SAFETY: tasks holding an `OutBuf` write disjoint elements (see each use).
+unsafe impl Send for OutBuf {}
+unsafe impl Sync for OutBuf {}
+
+impl OutBuf {
+    /// The `len` elements from `start`.
+    ///
+    /// # Safety
+    /// No other thread may access them while the slice lives.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.1, "executor write out of bounds");
+        // SAFETY: in bounds (checked), exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_term_and_activation_as_written_and_levels_agree() {
+        let acc = [1.0f32, -2.0, 0.5, 3.0];
+        let bias = [0.5f32, 0.25, -1.0, 0.0];
+        let gate = [2.0f32, 0.5, 1.0, 0.0];
+        let res = [1.0f32, 1.0, -4.0, 2.0];
+        let (s, t) = ([2.0f32, 1.0, 0.5, 1.0], [0.0f32, 1.0, 1.0, -1.0]);
+        let run = |isa, gate_mode, residual_mode, act| {
+            let mut out = [0.0f32; 4];
+            let mut outs: [&mut [f32]; 1] = [&mut out];
+            finish_rows(
+                isa,
+                &acc,
+                4,
+                &mut outs,
+                &bias,
+                &[&gate[..]],
+                gate_mode,
+                &[&res[..]],
+                (&s, &t),
+                residual_mode,
+                act,
+            );
+            out
+        };
+        for isa in Isa::available() {
+            // Case B: (acc + bias) * gate, ReLU.
+            assert_eq!(run(isa, 1, 0, 1), [3.0, 0.0, 0.0, 0.0]);
+            // Case A: acc + bias + (res * s + t) * gate, no activation.
+            assert_eq!(run(isa, 2, 2, 0), [5.5, -0.75, -1.5, 3.0]);
+            // ResNet: acc + bias + res, SiLU.
+            let silu = |v: f32| v / (1.0 + (-v).exp());
+            for (o, v) in run(isa, 0, 1, 2).iter().zip([2.5f32, -0.75, -4.5, 5.0]) {
+                assert!((o - silu(v)).abs() < 1e-6, "{o} vs {v}");
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The inference executor: a deploy-form network planned once for an input shape, then run
+//! without the autograd machinery.
+//!
+//! - [`graph`]: what a network computes, as nodes the executor has kernels for (built by
+//!   `Network::lower`);
+//! - [`plan`]: layouts, buffers (planned at build time, none allocated per run), packed or
+//!   Winograd-transformed weights, dependencies;
+//! - [`layout`]: channels-last with zero borders, kept from the first convolution to the head
+//!   (one reorder, at the input);
+//! - `conv_direct`, `winograd`: the convolutions, with their epilogues (bias, activation, SE gate,
+//!   residual and identity adds) fused into the write-back ([`epilogue`]);
+//! - `ops`: the SE gate, the fusion's interleave, the shuffle, max pooling, the classifier;
+//! - `run`: the schedule (in order, or each step as soon as its inputs are ready).
+//!
+//! ```no_run
+//! # use parnet_core::models::NetworkSpec;
+//! # use parnet_core::exec::{ExecOptions, Executor};
+//! let net = NetworkSpec::new("parnet-s", 1000).build(0)?.deploy()?;
+//! let mut exec = Executor::new(net.as_ref(), 1, (224, 224), &ExecOptions::default())?;
+//! let logits = exec.run(&vec![0.0; 3 * 224 * 224])?; // [1, 1000]
+//! # Ok::<(), parnet_core::CoreError>(())
+//! ```
+
+mod conv_direct;
+pub mod epilogue;
+pub mod graph;
+pub mod layout;
+mod ops;
+pub mod plan;
+mod run;
+mod winograd;
+
+pub use plan::{WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, WinogradChoice};
+pub use run::Schedule;
+pub use winograd::WinogradTile;
+
+use crate::error::{Result, invalid, shape_error};
+use crate::kernels::simd::Isa;
+use crate::models::Network;
+use crate::tensor::Tensor;
+use graph::{GraphBuilder, ValueShape};
+use plan::{ConvKernel, Plan, Step};
+use run::Buffers;
+
+/// How an executor is built.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecOptions {
+    /// The kernels' ISA level (default: [`Isa::current`]).
+    pub isa: Option<Isa>,
+    pub winograd: WinogradChoice,
+    pub schedule: Schedule,
+}
+
+impl Default for ExecOptions {
+    /// The current ISA, Winograd where the cost rule picks it, the parallel schedule.
+    fn default() -> Self {
+        ExecOptions {
+            isa: None,
+            winograd: WinogradChoice::Auto,
+            schedule: Schedule::Parallel,
+        }
+    }
+}
+
+/// A network planned for `[batch, 3, height, width]` inputs.
+pub struct Executor {
+    plan: Plan,
+    buffers: Buffers,
+    logits: Vec<f32>,
+    isa: Isa,
+    schedule: Schedule,
+    input_dims: [usize; 4],
+    name: String,
+}
+
+impl Executor {
+    /// Plans `network` (its deploy form; a training-form network is reparameterized first) for
+    /// `batch` images of `height x width`.
+    pub fn new(
+        network: &dyn Network,
+        batch: usize,
+        (height, width): (usize, usize),
+        options: &ExecOptions,
+    ) -> Result<Executor> {
+        let m = network.input_multiple();
+        if batch == 0 || height == 0 || width == 0 || height % m != 0 || width % m != 0 {
+            return Err(invalid(
+                "exec",
+                format!(
+                    "{}: a batch of {batch} images of {height}x{width}; it needs a positive batch and sizes that are positive multiples of {m}",
+                    network.name()
+                ),
+            ));
+        }
+        let deployed;
+        let net = if network.is_deploy() {
+            network
+        } else {
+            deployed = network.deploy()?;
+            deployed.as_ref()
+        };
+        let (mut builder, x) = GraphBuilder::new(ValueShape {
+            channels: 3,
+            height,
+            width,
+        });
+        let out = net.lower(&mut builder, x)?;
+        let graph = builder.finish(out);
+        let plan = Plan::new(&graph, batch, options.winograd);
+        let buffers = Buffers::new(&plan);
+        Ok(Executor {
+            logits: vec![0.0; batch * plan.classes],
+            buffers,
+            isa: options
+                .isa
+                .unwrap_or_else(Isa::current)
+                .min(Isa::detected()),
+            schedule: options.schedule,
+            input_dims: [batch, 3, height, width],
+            name: network.name().to_string(),
+            plan,
+        })
+    }
+
+    /// `[N, 3, H, W]` of the inputs the plan takes.
+    pub fn input_dims(&self) -> [usize; 4] {
+        self.input_dims
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.plan.classes
+    }
+
+    /// Multiply-adds of one run (every image).
+    pub fn macs_per_run(&self) -> usize {
+        self.plan.macs * self.plan.batch
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// How each convolution is computed, in graph order (`direct`, `winograd F(4x4,3x3)`, ...).
+    pub fn conv_kernels(&self) -> Vec<&'static str> {
+        self.plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Conv { kernel, .. } => Some(kernel.name()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Floats of every buffer the plan holds (activations and scratch, weights excluded).
+    pub fn buffer_floats(&self) -> usize {
+        self.plan.slot_lens.iter().sum()
+    }
+
+    /// Runs the network on `images` (`[N, 3, H, W]`, row-major); returns the logits `[N,
+    /// classes]`. Allocates nothing after the first run.
+    pub fn run(&mut self, images: &[f32]) -> Result<&[f32]> {
+        let want: usize = self.input_dims.iter().product();
+        if images.len() != want {
+            return Err(shape_error(
+                "exec",
+                format!(
+                    "{}: {} input values for a plan of {:?} ({want} values)",
+                    self.name,
+                    images.len(),
+                    self.input_dims
+                ),
+                &[&self.input_dims],
+            ));
+        }
+        run::run(
+            &self.plan,
+            &mut self.buffers,
+            self.isa,
+            self.schedule,
+            images,
+            &mut self.logits,
+        );
+        Ok(&self.logits)
+    }
+
+    /// [`Executor::run`] on a tensor of the plan's shape; the logits as a `[N, classes]` tensor.
+    pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
+        if x.dims() != self.input_dims {
+            return Err(shape_error(
+                "exec",
+                format!(
+                    "{}: the plan takes {:?}; re-plan for another shape",
+                    self.name, self.input_dims
+                ),
+                &[x.dims(), &self.input_dims],
+            ));
+        }
+        let classes = self.plan.classes;
+        let n = self.input_dims[0];
+        Tensor::from_vec(self.run(x.data())?.to_vec(), [n, classes])
+    }
+}
+
+/// One step of a profiled run.
+#[derive(Clone, Debug)]
+pub struct StepTime {
+    /// `conv`, `se_gate`, `interleave`, ...
+    pub kind: &'static str,
+    /// For convolutions, the kernel (`direct`, `winograd F(4x4,3x3)`).
+    pub kernel: Option<&'static str>,
+    /// `[C, H, W]` of the step's output.
+    pub output: [usize; 3],
+    /// Multiply-adds of the step (every image).
+    pub macs: usize,
+    pub ms: f64,
+}
+
+impl Executor {
+    /// Runs once, one step at a time, and times every step.
+    pub fn profile(&mut self, images: &[f32]) -> Result<Vec<StepTime>> {
+        self.run(images)?;
+        let secs = run::run_timed(
+            &self.plan,
+            &mut self.buffers,
+            self.isa,
+            images,
+            &mut self.logits,
+        );
+        Ok(self
+            .plan
+            .steps
+            .iter()
+            .zip(secs)
+            .map(|(step, s)| {
+                let (kind, kernel, out, macs) = match step {
+                    Step::Conv { kernel, output, .. } => {
+                        ("conv", Some(kernel.name()), *output, kernel.macs())
+                    }
+                    Step::SeGate { output, weight, .. } => {
+                        ("se_gate", None, *output, weight.len() * self.plan.batch)
+                    }
+                    Step::Interleave { output, .. } => ("interleave", None, *output, 0),
+                    Step::Shuffle { output, .. } => ("shuffle", None, *output, 0),
+                    Step::MaxPool { output, .. } => ("max_pool", None, *output, 0),
+                    Step::Head { weight, .. } => (
+                        "head",
+                        None,
+                        self.plan.output,
+                        weight.len() * self.plan.batch,
+                    ),
+                };
+                let l = self.plan.layouts[out.0];
+                StepTime {
+                    kind,
+                    kernel,
+                    output: [l.channels, l.height, l.width],
+                    macs,
+                    ms: s * 1e3,
+                }
+            })
+            .collect())
+    }
+}
+
+impl ConvKernel {
+    /// Multiply-adds of one run (as the direct convolution counts them).
+    pub fn macs(&self) -> usize {
+        match self {
+            ConvKernel::Direct(d) => d.macs(),
+            ConvKernel::Winograd(w) => w.macs(),
+        }
+    }
+
+    /// Whether this convolution runs on Winograd.
+    pub fn is_winograd(&self) -> bool {
+        matches!(self, ConvKernel::Winograd(_))
+    }
+}
+
+#[cfg(test)]
+mod tests;
