@@ -2,7 +2,7 @@
 //! without the autograd machinery.
 //!
 //! - [`graph`]: what a network computes, as nodes the executor has kernels for (built by
-//!   `Network::lower`);
+//!   `Network::lower`; `Network::executor` lowers and plans in one call);
 //! - [`plan`]: layouts, buffers (planned at build time, none allocated per run), packed or
 //!   Winograd-transformed weights, dependencies;
 //! - [`layout`]: channels-last with zero borders, kept from the first convolution to the head
@@ -14,9 +14,9 @@
 //!
 //! ```no_run
 //! # use parnet_core::models::NetworkSpec;
-//! # use parnet_core::exec::{ExecOptions, Executor};
+//! # use parnet_core::exec::ExecOptions;
 //! let net = NetworkSpec::new("parnet-s", 1000).build(0)?.deploy()?;
-//! let mut exec = Executor::new(net.as_ref(), 1, (224, 224), &ExecOptions::default())?;
+//! let mut exec = net.executor(1, (224, 224), &ExecOptions::default())?;
 //! let logits = exec.run(&vec![0.0; 3 * 224 * 224])?; // [1, 1000]
 //! # Ok::<(), parnet_core::CoreError>(())
 //! ```
@@ -36,9 +36,8 @@ pub use winograd::WinogradTile;
 
 use crate::error::{Result, invalid, shape_error};
 use crate::kernels::simd::Isa;
-use crate::models::Network;
 use crate::tensor::Tensor;
-use graph::{GraphBuilder, ValueShape};
+use graph::Graph;
 use plan::{ConvKernel, Plan, Step};
 use run::Buffers;
 
@@ -74,39 +73,20 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// Plans `network` (its deploy form; a training-form network is reparameterized first) for
-    /// `batch` images of `height x width`.
-    pub fn new(
-        network: &dyn Network,
-        batch: usize,
-        (height, width): (usize, usize),
-        options: &ExecOptions,
-    ) -> Result<Executor> {
-        let m = network.input_multiple();
-        if batch == 0 || height == 0 || width == 0 || height % m != 0 || width % m != 0 {
+    /// Plans `graph` (whose input is an image `[3, H, W]`) for `batch` images; `name` names the
+    /// network in errors. `Network::executor` lowers a network and calls this.
+    pub fn new(graph: &Graph, batch: usize, options: &ExecOptions, name: &str) -> Result<Executor> {
+        let input = graph.shape(graph.input);
+        if batch == 0 || input.channels != 3 {
             return Err(invalid(
                 "exec",
                 format!(
-                    "{}: a batch of {batch} images of {height}x{width}; it needs a positive batch and sizes that are positive multiples of {m}",
-                    network.name()
+                    "{name}: a batch of {batch} images of {} channels; it needs a positive batch of RGB images",
+                    input.channels
                 ),
             ));
         }
-        let deployed;
-        let net = if network.is_deploy() {
-            network
-        } else {
-            deployed = network.deploy()?;
-            deployed.as_ref()
-        };
-        let (mut builder, x) = GraphBuilder::new(ValueShape {
-            channels: 3,
-            height,
-            width,
-        });
-        let out = net.lower(&mut builder, x)?;
-        let graph = builder.finish(out);
-        let plan = Plan::new(&graph, batch, options.winograd);
+        let plan = Plan::new(graph, batch, options.winograd);
         let buffers = Buffers::new(&plan);
         Ok(Executor {
             logits: vec![0.0; batch * plan.classes],
@@ -116,8 +96,8 @@ impl Executor {
                 .unwrap_or_else(Isa::current)
                 .min(Isa::detected()),
             schedule: options.schedule,
-            input_dims: [batch, 3, height, width],
-            name: network.name().to_string(),
+            input_dims: [batch, 3, input.height, input.width],
+            name: name.to_string(),
             plan,
         })
     }
@@ -277,6 +257,3 @@ impl ConvKernel {
         matches!(self, ConvKernel::Winograd(_))
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -4,7 +4,8 @@
 use super::info::ModelInfo;
 use crate::Tensor;
 use crate::error::{Result, invalid};
-use crate::exec::graph::{GraphBuilder, ValueId};
+use crate::exec::graph::{GraphBuilder, ValueId, ValueShape};
+use crate::exec::{ExecOptions, Executor};
 use crate::nn::{Ctx, Module};
 
 /// An image classifier: `[N, 3, H, W]` images to `[N, classes]` logits.
@@ -50,5 +51,41 @@ pub trait Network: Module + Send + Sync {
         } else {
             info.macs_train
         }
+    }
+}
+
+impl<'a> dyn Network + 'a {
+    /// The executor of the deploy form (this network reparameterized first if it is in training
+    /// form), planned for `batch` images of `height x width`.
+    pub fn executor(
+        &self,
+        batch: usize,
+        (height, width): (usize, usize),
+        options: &ExecOptions,
+    ) -> Result<Executor> {
+        let m = self.input_multiple();
+        if height == 0 || width == 0 || !height.is_multiple_of(m) || !width.is_multiple_of(m) {
+            return Err(invalid(
+                "exec",
+                format!(
+                    "{}: images of {height}x{width}; it takes sizes that are positive multiples of {m}",
+                    self.name()
+                ),
+            ));
+        }
+        let deployed;
+        let net: &dyn Network = if self.is_deploy() {
+            self
+        } else {
+            deployed = self.deploy()?;
+            deployed.as_ref()
+        };
+        let (mut builder, x) = GraphBuilder::new(ValueShape {
+            channels: 3,
+            height,
+            width,
+        });
+        let out = net.lower(&mut builder, x)?;
+        Executor::new(&builder.finish(out), batch, options, self.name())
     }
 }

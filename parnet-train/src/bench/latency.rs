@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use parnet_core::Tensor;
-use parnet_core::exec::{ExecOptions, Executor, Schedule, WinogradChoice};
+use parnet_core::exec::{ExecOptions, Schedule, WinogradChoice};
 use parnet_core::kernels::peak::fma_peak_gflops;
 use parnet_core::kernels::simd::Isa;
 use parnet_core::models::{Network, NetworkSpec};
@@ -220,7 +220,7 @@ pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<Latency
                     Schedule::Sequential
                 },
             };
-            let mut exec = Executor::new(model.as_ref(), o.batch, (size, size), &options)?;
+            let mut exec = model.executor(o.batch, (size, size), &options)?;
             let x = vec![0.5f32; o.batch * 3 * size * size];
             for _ in 0..o.warmup {
                 exec.run(&x)?;
@@ -279,7 +279,7 @@ pub fn profile_table(spec: &NetworkSpec, o: &LatencyOptions) -> Result<String> {
         winograd: o.winograd,
         ..ExecOptions::default()
     };
-    let mut exec = Executor::new(model.as_ref(), o.batch, (size, size), &options)?;
+    let mut exec = model.executor(o.batch, (size, size), &options)?;
     let x = vec![0.5f32; o.batch * 3 * size * size];
     let steps = exec.profile(&x)?;
     let total: f64 = steps.iter().map(|s| s.ms).sum();

@@ -1,11 +1,14 @@
 //! The executor against the training graph's eval-mode forward, on every kind of registry
-//! network, in both forms, at every ISA level and schedule.
+//! network, in both forms, at every ISA level and schedule. (Here rather than in `src/exec`,
+//! because the networks sit above the executor.)
 
-use super::*;
-use crate::models::{NetworkSpec, example_names};
-use crate::nn::Ctx;
-use crate::nn::testing::perturb_batch_norms;
-use crate::testing::{random_values, to_f32};
+use parnet_core::Tensor;
+use parnet_core::exec::{ExecOptions, Schedule, WinogradChoice};
+use parnet_core::kernels::simd::Isa;
+use parnet_core::models::{NetworkSpec, example_names};
+use parnet_core::nn::Ctx;
+use parnet_core::nn::testing::perturb_batch_norms;
+use parnet_core::testing::{on_threads, random_values, to_f32};
 
 /// Every registry name at a tiny width, with its input size (ImageNet layouts at 64x64).
 fn tiny_specs() -> Vec<(NetworkSpec, usize)> {
@@ -62,8 +65,9 @@ fn every_network_matches_its_eval_forward_in_both_forms() {
         let x = images(2, size, 3);
         let want = deploy.forward(&x, Ctx::eval()).unwrap();
         for (form, net) in [("deploy", deploy.as_ref()), ("train", train.as_ref())] {
-            let mut exec =
-                Executor::new(net, 2, (size, size), &options(WinogradChoice::Off)).unwrap();
+            let mut exec = net
+                .executor(2, (size, size), &options(WinogradChoice::Off))
+                .unwrap();
             let got = exec.forward(&x).unwrap();
             assert_eq!(got.dims(), want.dims(), "{}", spec.name);
             assert_close_rel(
@@ -85,8 +89,7 @@ fn winograd_matches_the_eval_forward_on_every_network() {
         let x = images(2, size, 6);
         let want = deploy.forward(&x, Ctx::eval()).unwrap();
         for choice in [WinogradChoice::F2, WinogradChoice::F4] {
-            let mut exec =
-                Executor::new(deploy.as_ref(), 2, (size, size), &options(choice)).unwrap();
+            let mut exec = deploy.executor(2, (size, size), &options(choice)).unwrap();
             let any_winograd = exec
                 .conv_kernels()
                 .iter()
@@ -126,8 +129,8 @@ fn results_do_not_depend_on_threads_schedule_or_simd_level() {
                         winograd,
                         schedule,
                     };
-                    let got = crate::testing::on_threads(threads, || {
-                        let mut exec = Executor::new(net.as_ref(), 3, (32, 32), &opts).unwrap();
+                    let got = on_threads(threads, || {
+                        let mut exec = net.executor(3, (32, 32), &opts).unwrap();
                         exec.run(x.data()).unwrap().to_vec()
                     });
                     match &seen {
@@ -153,7 +156,7 @@ fn the_portable_level_agrees_within_rounding() {
             isa: Some(isa),
             ..ExecOptions::default()
         };
-        Executor::new(net.as_ref(), 1, (32, 32), &opts)
+        net.executor(1, (32, 32), &opts)
             .unwrap()
             .run(x.data())
             .unwrap()
@@ -165,7 +168,7 @@ fn the_portable_level_agrees_within_rounding() {
 #[test]
 fn repeated_runs_give_the_same_logits_and_bad_inputs_are_errors() {
     let net = NetworkSpec::new("resnet-20", 10).build(12).unwrap();
-    let mut exec = Executor::new(net.as_ref(), 2, (32, 32), &ExecOptions::default()).unwrap();
+    let mut exec = net.executor(2, (32, 32), &ExecOptions::default()).unwrap();
     let x = images(2, 32, 13);
     let first = exec.run(x.data()).unwrap().to_vec();
     let other = images(2, 32, 14);
@@ -175,13 +178,15 @@ fn repeated_runs_give_the_same_logits_and_bad_inputs_are_errors() {
     assert!(err.contains("input values"), "{err}");
     let err = exec.forward(&images(1, 32, 15)).unwrap_err().to_string();
     assert!(err.contains("re-plan"), "{err}");
-    let err = Executor::new(net.as_ref(), 0, (32, 32), &ExecOptions::default())
+    let err = net
+        .executor(0, (32, 32), &ExecOptions::default())
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("batch"), "{err}");
     let parnet = NetworkSpec::new("parnet-s", 10).build(0).unwrap();
-    let err = Executor::new(parnet.as_ref(), 1, (100, 100), &ExecOptions::default())
+    let err = parnet
+        .executor(1, (100, 100), &ExecOptions::default())
         .err()
         .unwrap()
         .to_string();
@@ -196,7 +201,7 @@ fn nan_and_infinite_inputs_propagate_without_a_panic() {
     }
     .build(16)
     .unwrap();
-    let mut exec = Executor::new(net.as_ref(), 1, (32, 32), &ExecOptions::default()).unwrap();
+    let mut exec = net.executor(1, (32, 32), &ExecOptions::default()).unwrap();
     let mut x = images(1, 32, 17).to_vec();
     x[5] = f32::NAN;
     x[9] = f32::INFINITY;
