@@ -208,3 +208,44 @@ fn nan_and_infinite_inputs_propagate_without_a_panic() {
     let logits = exec.run(&x).unwrap();
     assert!(logits.iter().any(|v| !v.is_finite()), "{logits:?}");
 }
+
+/// The bound on whole networks: ParNet-S (224x224) logits through Winograd within 1e-4
+/// of the graph's eval forward, relative to the largest logit; the direct path within 1e-5.
+#[test]
+fn parnet_s_logits_through_winograd_stay_within_1e_4() {
+    let net = NetworkSpec::new("parnet-s", 1000).build(21).unwrap();
+    perturb_batch_norms(net.as_ref(), 22);
+    let deploy = net.deploy().unwrap();
+    let x = images(1, 224, 23);
+    let want = deploy.forward(&x, Ctx::eval()).unwrap();
+    for (choice, rtol) in [
+        (WinogradChoice::Off, 1e-5),
+        (WinogradChoice::F2, 1e-4),
+        (WinogradChoice::F4, 1e-4),
+    ] {
+        let mut exec = deploy.executor(1, (224, 224), &options(choice)).unwrap();
+        let winograd = exec
+            .conv_kernels()
+            .iter()
+            .filter(|k| k.starts_with("winograd"))
+            .count();
+        assert_eq!(winograd > 0, choice != WinogradChoice::Off, "{choice:?}");
+        let got = exec.forward(&x).unwrap();
+        let scale = want.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = got
+            .data()
+            .iter()
+            .zip(want.data())
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!(
+            "{choice:?} ({winograd} Winograd convs): max |error| {err:e}, max |logit| {scale:e}, relative {:e}",
+            err / scale
+        );
+        assert_close_rel(
+            &format!("parnet-s {choice:?}"),
+            got.data(),
+            want.data(),
+            rtol,
+        );
+    }
+}

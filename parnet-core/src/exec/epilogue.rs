@@ -62,24 +62,27 @@ fn finish_rows(
         }
         if residual_mode != 0 {
             let res = &residuals[r][..n];
-            let mut t = [0.0f32; 64];
-            let t = &mut t[..n];
+            let gated = gate_mode == 2;
+            let g: &[f32] = if gated { &gates[r][..n] } else { &[] };
             if residual_mode == 2 {
                 let (s, sh) = (&scale[..n], &shift[..n]);
+                if gated {
+                    for i in 0..n {
+                        out[i] += (res[i] * s[i] + sh[i]) * g[i];
+                    }
+                } else {
+                    for i in 0..n {
+                        out[i] += res[i] * s[i] + sh[i];
+                    }
+                }
+            } else if gated {
                 for i in 0..n {
-                    t[i] = res[i] * s[i] + sh[i];
+                    out[i] += res[i] * g[i];
                 }
             } else {
-                t.copy_from_slice(res);
-            }
-            if gate_mode == 2 {
-                let g = &gates[r][..n];
                 for i in 0..n {
-                    t[i] *= g[i];
+                    out[i] += res[i];
                 }
-            }
-            for i in 0..n {
-                out[i] += t[i];
             }
         }
         match act {

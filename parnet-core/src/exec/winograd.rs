@@ -177,6 +177,25 @@ fn output_tile(tile: WinogradTile, m: &[[f32; L]; MAX_ALPHA * MAX_ALPHA], out: &
 }
 }
 
+/// `dst[..lanes] = src[..lanes]`, as one fixed-size move when all 16 lanes are copied (a
+/// runtime-length copy is a call to `memcpy`).
+#[inline(always)]
+fn copy_lanes(dst: &mut [f32; L], src: &[f32], lanes: usize) {
+    if lanes == L {
+        *dst = src[..L].try_into().unwrap();
+    } else {
+        dst[..lanes].copy_from_slice(&src[..lanes]);
+    }
+}
+
+/// `dst[..lanes] = src[..lanes]` (`dst.len() == L`): the whole 16 lanes are written (the extra
+/// ones land in the channel padding of the pixel), as one fixed-size move.
+#[inline(always)]
+fn store_lanes(dst: &mut [f32], src: &[f32; L]) {
+    let dst: &mut [f32; L] = dst.try_into().unwrap();
+    *dst = *src;
+}
+
 /// A stride-1 3x3 convolution planned for Winograd.
 pub struct Winograd {
     pub tile: WinogradTile,
@@ -303,7 +322,7 @@ impl Winograd {
                     let px = x0 + j as isize;
                     if py >= 0 && py < ph && px >= 0 && px < pw {
                         let at = lin.padded_pixel(n, py as usize, px as usize) + c0;
-                        px_vec[..lanes].copy_from_slice(&x[at..at + lanes]);
+                        copy_lanes(px_vec, &x[at..], lanes);
                     }
                 }
             }
@@ -311,9 +330,10 @@ impl Winograd {
             input_tile(isa, tile, &patch, &mut tr);
             for (p, vals) in tr.iter().enumerate().take(a * a) {
                 let at = (p * tiles + t) * self.input.stride + c0;
-                // SAFETY: each job writes its own (tile, channel chunk) of every position.
-                let dst = unsafe { out.slice(at, lanes) };
-                dst.copy_from_slice(&vals[..lanes]);
+                // SAFETY: each job writes its own (tile, channel chunk) of every position; the
+                // chunk's 16 lanes lie in the tile's row of `v` (its stride is a multiple of 16).
+                let dst = unsafe { out.slice(at, L) };
+                store_lanes(dst, vals);
             }
         });
     }
@@ -366,9 +386,22 @@ impl Winograd {
                         tile(isa, vp, &rows, &self.ks[g], 0..cin_g, right, acc);
                         for (r, sums) in acc.iter().enumerate().take(tiles - first) {
                             let at = (p * tiles + first + r) * cout_s + co0;
-                            // SAFETY: each job writes its own (position, tiles, channels).
-                            let dst = unsafe { out.slice(at, lanes) };
-                            dst.copy_from_slice(&sums[..lanes]);
+                            // Whole 16-lane blocks where the lanes past the group's channels are
+                            // the padding of the row (the last group), else the exact run.
+                            let full = lanes.div_ceil(NR) * NR;
+                            if (g + 1 == self.groups || lanes == full) && co0 + full <= cout_s {
+                                // SAFETY: each job writes its own (position, tiles, channels); the
+                                // `full` lanes stay in the tile's row.
+                                let dst = unsafe { out.slice(at, full) };
+                                for (d, s) in dst.chunks_exact_mut(NR).zip(sums.chunks_exact(NR)) {
+                                    let d: &mut [f32; NR] = d.try_into().unwrap();
+                                    *d = s.try_into().unwrap();
+                                }
+                            } else {
+                                // SAFETY: as above.
+                                let dst = unsafe { out.slice(at, lanes) };
+                                dst.copy_from_slice(&sums[..lanes]);
+                            }
                         }
                     }
                     b0 += nb_here;
@@ -392,7 +425,7 @@ impl Winograd {
             let mut mt = [[0.0f32; L]; MAX_ALPHA * MAX_ALPHA];
             for (p, vals) in mt.iter_mut().enumerate().take(a * a) {
                 let at = (p * tiles + t) * lo.stride + c0;
-                vals[..lanes].copy_from_slice(&m[at..at + lanes]);
+                copy_lanes(vals, &m[at..], lanes);
             }
             let mut y = [[[0.0f32; L]; MAX_ALPHA]; MAX_ALPHA];
             output_tile(isa, tile, &mt, &mut y);
@@ -418,6 +451,85 @@ impl Winograd {
                 &self.bias[c0..c0 + lanes],
             );
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::conv_direct::DirectConv;
+    use crate::testing::{random_values, to_f32};
+    use proptest::prelude::*;
+
+    /// One layer through `Winograd` and through `DirectConv` (bias, no epilogue): the outputs'
+    /// largest difference relative to the largest output.
+    fn relative_error(
+        tile: WinogradTile,
+        (cin, cout, groups): (usize, usize, usize),
+        (n, h, w): (usize, usize, usize),
+        seed: u64,
+    ) -> f32 {
+        let lin = Layout::new(n, (cin, h, w), 1);
+        let lout = Layout::new(n, (cout, h, w), 1);
+        let weight = to_f32(&random_values(cout * (cin / groups) * 9, 1.0, seed));
+        let bias = to_f32(&random_values(cout, 1.0, seed + 1));
+        let mut x = vec![0.0f32; lin.len()];
+        let values = to_f32(&random_values(n * h * w * cin, 1.0, seed + 2));
+        for (p, at) in lin.interior_pixels().enumerate() {
+            x[at..at + cin].copy_from_slice(&values[p * cin..][..cin]);
+        }
+        let run = |conv: &dyn Fn(&ConvIo<'_>)| {
+            let mut y = vec![0.0f32; lout.len()];
+            let io = ConvIo {
+                input: &x,
+                output: OutBuf(y.as_mut_ptr(), y.len()),
+                output_layout: lout,
+                gate: None,
+                gate_stride: 0,
+                residual: None,
+                activation: None,
+            };
+            conv(&io);
+            y
+        };
+        let isa = Isa::current();
+        let direct = DirectConv::new(lin, lout, &weight, bias.clone(), (3, 3), 1, 1, groups);
+        let wino = Winograd::new(tile, lin, lout, &weight, bias, groups);
+        let a = run(&|io| direct.run(isa, io));
+        let b = run(&|io| wino.run(isa, io));
+        let scale = a.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (u, v)| m.max((u - v).abs()));
+        err / scale
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Random shapes (partial tiles, partial lane blocks, 1 or 2 groups): F(2x2,3x3) within
+        /// 1e-5 of the direct convolution, F(4x4,3x3) within 1e-4.
+        #[test]
+        fn winograd_matches_the_direct_convolution(
+            cin_g in 1usize..40, cout_g in 1usize..40, groups in 1usize..=2,
+            n in 1usize..=2, h in 1usize..=13, w in 1usize..=13, seed in any::<u64>(),
+        ) {
+            let shape = (cin_g * groups, cout_g * groups, groups);
+            prop_assert!(relative_error(WinogradTile::F2, shape, (n, h, w), seed) < 1e-5);
+            prop_assert!(relative_error(WinogradTile::F4, shape, (n, h, w), seed) < 1e-4);
+        }
+    }
+
+    /// ParNet-S's stride-1 layers: the errors the whole-network test averages away.
+    #[test]
+    fn winograd_error_on_parnet_s_layers() {
+        for (c, hw) in [(92, 56), (192, 28), (384, 14)] {
+            let f2 = relative_error(WinogradTile::F2, (c, c, 1), (1, hw, hw), 1);
+            let f4 = relative_error(WinogradTile::F4, (c, c, 1), (1, hw, hw), 1);
+            eprintln!("{c}x{hw}: F2 {f2:e}, F4 {f4:e}");
+            assert!(f2 < 1e-5 && f4 < 1e-4, "{c}x{hw}: F2 {f2:e}, F4 {f4:e}");
+        }
     }
 }
 
