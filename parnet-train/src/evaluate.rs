@@ -81,20 +81,30 @@ pub fn evaluate(model: &dyn Network, loader: &Loader) -> Result<EvalResult> {
 /// [`evaluate`], plus the flip-averaged figures when `tta` is [`Tta::Flip`] (one more forward
 /// pass per batch).
 pub fn evaluate_with(model: &dyn Network, loader: &Loader, tta: Tta) -> Result<Evaluation> {
-    let classes = model.num_classes();
+    let mut forward = |x: &Tensor| -> Result<Tensor> { Ok(model.forward(x, Ctx::eval())?) };
+    evaluate_by(&mut forward, model.num_classes(), loader, tta)
+}
+
+/// [`evaluate_with`] through any forward (images `[N, 3, H, W]` to logits `[N, classes]`).
+pub fn evaluate_by(
+    forward: &mut dyn FnMut(&Tensor) -> Result<Tensor>,
+    classes: usize,
+    loader: &Loader,
+    tta: Tta,
+) -> Result<Evaluation> {
     let (mut plain, mut flip) = (Tally::default(), Tally::default());
     let mut batches = loader.epoch(0);
     while let Some(batch) = batches.next() {
         let batch = batch?;
         let shape = batch.shape().to_vec();
         let x = Tensor::new(Buffer::from_slice(&batch.images), shape.clone())?;
-        let logits = model.forward(&x, Ctx::eval())?;
+        let logits = forward(&x)?;
         plain.add(&logits, &batch.labels, classes)?;
         if tta == Tta::Flip {
             let mut mirrored = batch.images.clone();
             mirror_rows(&mut mirrored, shape[3]);
             let x = Tensor::new(Buffer::from_slice(&mirrored), shape)?;
-            let logits_mirrored = model.forward(&x, Ctx::eval())?;
+            let logits_mirrored = forward(&x)?;
             let mean = mean_softmax_log(logits.data(), logits_mirrored.data(), classes);
             let mean = Tensor::new(Buffer::from_slice(&mean), vec![batch.len(), classes])?;
             flip.add(&mean, &batch.labels, classes)?;

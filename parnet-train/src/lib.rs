@@ -8,6 +8,7 @@
 //! - [`data_setup`]: loaders from the `[data]` section.
 //! - [`train`]: the loop, with checkpoints every epoch and on Ctrl-C, and resume.
 //! - [`evaluate`]: loss, top-1, top-5 over a loader, with optional flip TTA.
+//! - [`deploy`]: deploy-form networks on the executor, planned per input shape.
 //! - [`checkpoint`]: weight files and checkpoints (model description, form, optimiser, EMA).
 //! - [`metrics`]: the per-epoch log and its curves.
 //! - [`plot`]: charts with error bars as SVG and PNG.
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data_setup;
+pub mod deploy;
 pub mod evaluate;
 pub mod metrics;
 pub mod plot;

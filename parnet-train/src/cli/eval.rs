@@ -14,7 +14,8 @@ use super::args::ModelArgs;
 use crate::checkpoint::{DATA_IMAGES_KEY, load_network, parse3};
 use crate::config::TrainConfig;
 use crate::data_setup;
-use crate::evaluate::{EvalResult, Evaluation, Tta, evaluate_with};
+use crate::deploy::Forward;
+use crate::evaluate::{EvalResult, Evaluation, Tta, evaluate_by};
 
 /// Options of `parnet eval`.
 #[derive(Args, Debug, Clone)]
@@ -93,7 +94,10 @@ pub fn run_eval(args: &EvalArgs) -> Result<Evaluation> {
             model.num_classes()
         );
     }
-    evaluate_with(model.as_ref(), &loader, args.tta)
+    // Deploy weights run on the executor, training checkpoints on the graph they trained on.
+    let mut forward = Forward::for_model(model.as_ref());
+    let classes = model.num_classes();
+    evaluate_by(&mut |x| forward.forward(x), classes, &loader, args.tta)
 }
 
 /// Every image of `data`; `format` picks CIFAR labels or split for binary sets.

@@ -8,11 +8,11 @@ use clap::Args;
 use parnet_core::Tensor;
 use parnet_core::io::{read_tensors, write_tensors};
 use parnet_core::models::NetworkSpec;
-use parnet_core::nn::Ctx;
 use parnet_core::nn::state::NamedTensor;
 
 use super::args::{ModelArgs, ThreadArgs};
 use crate::checkpoint::load_network;
+use crate::deploy::Forward;
 
 /// Options of `parnet infer`.
 #[derive(Args, Debug, Clone)]
@@ -29,7 +29,8 @@ pub struct InferArgs {
     /// Where to write `logits` (N, classes).
     #[arg(long)]
     pub output: PathBuf,
-    /// Run the deploy form (reparameterized when the file holds the training form).
+    /// Run the deploy form on the executor (reparameterized first when the file holds the
+    /// training form; deploy files always run on the executor).
     #[arg(long)]
     pub fused: bool,
     #[command(flatten)]
@@ -75,7 +76,8 @@ pub fn infer_file(
     }
     let model = load_network(spec, weights, fused)?.model;
     let x = Tensor::from_vec(input.data, input.shape)?;
-    let logits = model.forward(&x, Ctx::eval())?;
+    // Deploy weights (or --fused) run on the executor, training weights on their graph.
+    let logits = Forward::for_model(model.as_ref()).forward(&x)?;
     let shape = logits.dims().to_vec();
     let out = NamedTensor {
         name: "logits".into(),
