@@ -109,7 +109,7 @@ def torch_forms(model, x, threads):
             inductor_config.freezing = True
             compiled = torch.compile(copy.deepcopy(model))
             compiled(x)  # compile now, outside the timing
-            forms["torch.compile (inductor, freezing)"] = lambda: compiled(x)
+            forms["torch.compile (inductor + freezing)"] = lambda: compiled(x)
         except Exception as e:  # noqa: BLE001 - report and go on without it
             print(f"  torch.compile failed: {e!r}", file=sys.stderr)
     return forms

@@ -72,6 +72,36 @@ fn executor(c: usize, hw: usize, batch: usize, winograd: WinogradChoice) -> Exec
     Executor::new(&g.finish(out), batch, &options, "probe").unwrap()
 }
 
+/// A pointwise (1x1) conv `cin -> cout` at `hw` with ResNet's epilogue (residual add, ReLU).
+fn pointwise(cin: usize, cout: usize, hw: usize, batch: usize) -> Executor {
+    let (mut g, x) = GraphBuilder::new(ValueShape {
+        channels: 3,
+        height: hw,
+        width: hw,
+    });
+    let w0: Vec<f32> = (0..cin * 3).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+    let x = g
+        .conv(x, w0, vec![0.0; cin], (cin, 1, 1), 1, 0, 1, Epilogue::none())
+        .unwrap();
+    let wr: Vec<f32> = (0..cout * 3).map(|i| ((i % 5) as f32 - 2.0) * 0.1).collect();
+    let r = g
+        .conv(x, wr.iter().take(cout * cin).copied().chain(std::iter::repeat(0.01)).take(cout * cin).collect(), vec![0.0; cout], (cout, 1, 1), 1, 0, 1, Epilogue::none())
+        .unwrap();
+    let w: Vec<f32> = (0..cout * cin).map(|i| ((i % 11) as f32 - 5.0) * 0.01).collect();
+    let epi = Epilogue {
+        gate: None,
+        residual: Some(parnet_core::exec::graph::Residual { value: r, affine: None }),
+        activation: Some(Activation::Relu),
+    };
+    let y = g.conv(x, w, vec![0.1; cout], (cout, 1, 1), 1, 0, 1, epi).unwrap();
+    let out = g.head(y, vec![0.01; 10 * cout], vec![0.0; 10]).unwrap();
+    let options = ExecOptions {
+        schedule: Schedule::Sequential,
+        ..ExecOptions::default()
+    };
+    Executor::new(&g.finish(out), batch, &options, "probe").unwrap()
+}
+
 fn main() {
     let threads = usize_flag("--threads", 2);
     let batch = usize_flag("--batch", 1);
@@ -87,6 +117,27 @@ fn main() {
         threads,
         isa.name()
     );
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--pointwise") {
+        println!("| Cin | Cout | HW | ms | % peak |");
+        println!("|---:|---:|---:|---:|---:|");
+        for s in args[i + 1].split(',') {
+            let v: Vec<usize> = s.split(':').map(|x| x.parse().unwrap()).collect();
+            let (cin, cout, hw) = (v[0], v[1], v[2]);
+            let mut exec = pointwise(cin, cout, hw, batch);
+            let x = vec![0.5f32; batch * 3 * hw * hw];
+            let mut best = f64::INFINITY;
+            for _ in 0..rounds {
+                let mut t: Vec<f64> = (0..15).map(|_| exec.profile(&x).unwrap()[2].ms).collect();
+                t.sort_by(f64::total_cmp);
+                best = best.min(t[t.len() / 2]);
+            }
+            let macs = (batch * hw * hw * cin * cout) as f64;
+            let pct = 100.0 * 2.0 * macs / (best / 1e3) / 1e9 / peak;
+            println!("| {cin} | {cout} | {hw} | {best:.3} | {pct:.0}% |");
+        }
+        return;
+    }
     println!("| C | HW | direct ms | F2 ms | F4 ms | direct % peak | F2 x | F4 x |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (c, hw) in shapes() {

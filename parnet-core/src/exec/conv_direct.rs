@@ -14,6 +14,9 @@ use super::layout::Layout;
 use crate::kernels::conv::direct::kernel::{MAX_BLOCKS, MR, NR, Offsets, Right, tile, tile_blocks};
 use crate::kernels::simd::Isa;
 
+/// Pixel tiles of one task.
+const TASK_TILES: usize = 4;
+
 /// A convolution planned for the direct path.
 pub struct DirectConv {
     pub input: Layout,
@@ -28,7 +31,7 @@ pub struct DirectConv {
     ks: Vec<Offsets>,
     /// Per output pixel (image, row, column order): the input offset of its top-left tap.
     bases: Vec<usize>,
-    /// `[Cout]`.
+    /// `[Cout]`, zero-padded to the output's channel stride.
     pub bias: Vec<f32>,
 }
 
@@ -90,6 +93,8 @@ impl DirectConv {
                 }
             }
         }
+        let mut bias = bias;
+        bias.resize(output.stride, 0.0);
         DirectConv {
             input,
             output,
@@ -122,27 +127,24 @@ impl DirectConv {
     }
 
     /// Runs the convolution: `io.output` gets the epilogue of every sum.
+    ///
+    /// Tasks are (group, run of up to [`MAX_BLOCKS`] output-channel blocks, run of
+    /// [`TASK_TILES`] pixel tiles), ordered block-run first: rayon hands each thread contiguous
+    /// ranges of tasks, so a thread passes over many tiles with the same packed weights (which
+    /// then stay in its L2).
     pub fn run(&self, isa: Isa, io: &ConvIo<'_>) {
-        let pixels = self.bases.len();
-        let tiles = pixels.div_ceil(MR);
+        let tiles = self.bases.len().div_ceil(MR);
         let blocks = self.blocks();
-        // Tasks: runs of tiles x runs of blocks, at least ~8 per thread where the work allows.
-        let want = 8 * rayon::current_num_threads();
-        let block_runs = blocks.div_ceil(MAX_BLOCKS).min(want.div_ceil(tiles).max(1));
-        let blocks_per_run = blocks.div_ceil(block_runs);
-        let tile_runs = tiles.min(want.div_ceil(block_runs).max(1));
-        let tiles_per_run = tiles.div_ceil(tile_runs);
-        let tasks: Vec<(usize, usize, usize)> = (0..self.groups)
-            .flat_map(|g| {
-                (0..tiles.div_ceil(tiles_per_run))
-                    .flat_map(move |t| (0..blocks.div_ceil(blocks_per_run)).map(move |b| (g, t, b)))
-            })
-            .collect();
-        tasks.par_iter().for_each_init(
+        let block_runs = blocks.div_ceil(MAX_BLOCKS);
+        let tile_runs = tiles.div_ceil(TASK_TILES);
+        let tasks = self.groups * block_runs * tile_runs;
+        (0..tasks).into_par_iter().for_each_init(
             || Box::new([[0.0f32; MAX_BLOCKS * NR]; MR]),
-            |acc, &(g, t, b)| {
-                let tile_range = t * tiles_per_run..((t + 1) * tiles_per_run).min(tiles);
-                let block_range = b * blocks_per_run..((b + 1) * blocks_per_run).min(blocks);
+            |acc, task| {
+                let (g, rest) = (task / (block_runs * tile_runs), task % (block_runs * tile_runs));
+                let (b, t) = (rest / tile_runs, rest % tile_runs);
+                let tile_range = t * TASK_TILES..((t + 1) * TASK_TILES).min(tiles);
+                let block_range = b * MAX_BLOCKS..((b + 1) * MAX_BLOCKS).min(blocks);
                 self.run_task(isa, io, g, tile_range, block_range, acc);
             },
         );
@@ -182,12 +184,14 @@ impl DirectConv {
                     let (n, q) = (p / plane, p % plane);
                     (n, q / self.output.width, q % self.output.width)
                 });
+                // Lanes past the group's channels may be padded only in the last group.
+                let may_pad = g + 1 == self.groups;
                 io.finish(
                     isa,
                     (acc.as_flattened(), MAX_BLOCKS * NR),
                     &coords[..valid],
-                    co0,
-                    &self.bias[co0..co0 + lanes],
+                    (co0, lanes),
+                    may_pad,
                 );
             }
             block += nb;

@@ -21,8 +21,10 @@ pub struct ConvIo<'a> {
     /// The gate buffer (`[N, gate_stride]`) and whether it multiplies the sum.
     pub gate: Option<(&'a [f32], bool)>,
     pub gate_stride: usize,
-    /// The residual buffer, its layout, and its affine map.
+    /// The residual buffer, its layout, and its affine map (padded as `bias`).
     pub residual: Option<ResidualIo<'a>>,
+    /// The bias of every output channel, zero-padded to the output's channel stride.
+    pub bias: &'a [f32],
     pub activation: Option<Activation>,
 }
 
@@ -104,6 +106,84 @@ fn finish_rows(
 }
 }
 
+isa_kernel! {
+/// [`finish_rows`] for runs of whole 16-lane chunks (`bias.len()` a multiple of 16), in one pass
+/// per chunk: the value stays in registers until it is stored. The same operations in the same
+/// order as [`finish_rows`], so the same bits.
+#[allow(clippy::too_many_arguments)]
+fn finish_chunks(
+    acc: &[f32],
+    acc_stride: usize,
+    outs: &mut [&mut [f32]],
+    bias: &[f32],
+    gates: &[&[f32]],
+    gate_mode: u8,
+    residuals: &[&[f32]],
+    scale_shift: (&[f32], &[f32]),
+    residual_mode: u8,
+    act: u8,
+) {
+    let (scale, shift) = scale_shift;
+    let chunks = bias.len() / 16;
+    let lanes = |s: &[f32], c: usize| -> [f32; 16] { s[c * 16..][..16].try_into().unwrap() };
+    for (r, out) in outs.iter_mut().enumerate() {
+        for c in 0..chunks {
+            let (a, b) = (lanes(&acc[r * acc_stride..], c), lanes(bias, c));
+            let mut v = [0.0f32; 16];
+            for i in 0..16 {
+                v[i] = a[i] + b[i];
+            }
+            let g = if gate_mode != 0 { lanes(gates[r], c) } else { [1.0; 16] };
+            if gate_mode == 1 {
+                for i in 0..16 {
+                    v[i] *= g[i];
+                }
+            }
+            if residual_mode != 0 {
+                let res = lanes(residuals[r], c);
+                if residual_mode == 2 {
+                    let (s, t) = (lanes(scale, c), lanes(shift, c));
+                    if gate_mode == 2 {
+                        for i in 0..16 {
+                            v[i] += (res[i] * s[i] + t[i]) * g[i];
+                        }
+                    } else {
+                        for i in 0..16 {
+                            v[i] += res[i] * s[i] + t[i];
+                        }
+                    }
+                } else if gate_mode == 2 {
+                    for i in 0..16 {
+                        v[i] += res[i] * g[i];
+                    }
+                } else {
+                    for i in 0..16 {
+                        v[i] += res[i];
+                    }
+                }
+            }
+            match act {
+                1 => {
+                    for x in v.iter_mut() {
+                        if *x < 0.0 {
+                            *x = 0.0;
+                        }
+                    }
+                }
+                2 => {
+                    for x in v.iter_mut() {
+                        *x = *x / (1.0 + exp_f32(-*x));
+                    }
+                }
+                _ => {}
+            }
+            let o: &mut [f32; 16] = (&mut out[c * 16..][..16]).try_into().unwrap();
+            *o = v;
+        }
+    }
+}
+}
+
 /// The activation code the loops switch on (0 none, 1 ReLU, 2 SiLU).
 fn activation_code(a: Option<Activation>) -> u8 {
     match a {
@@ -114,36 +194,38 @@ fn activation_code(a: Option<Activation>) -> u8 {
 }
 
 impl ConvIo<'_> {
-    /// Stores up to [`MAX_ROWS`] pixels' runs of `bias.len()` (at most 64) output channels from
+    /// Stores up to [`MAX_ROWS`] pixels' runs of `lanes` (at most 64) output channels from
     /// `co0` on, through the epilogue; pixel `r` (`(n, y, x)` of the output) has its sums at
-    /// `acc[r * acc_stride..]`.
+    /// `acc[r * acc_stride..]`. With `may_pad`, a run that ends inside a pixel's channel padding
+    /// is stored as whole 16-lane chunks (the extra lanes land in the padding, which no node
+    /// reads).
     pub(crate) fn finish(
         &self,
         isa: Isa,
         (acc, acc_stride): (&[f32], usize),
         pixels: &[(usize, usize, usize)],
-        co0: usize,
-        bias: &[f32],
+        (co0, lanes): (usize, usize),
+        may_pad: bool,
     ) {
-        let lanes = bias.len();
-        assert!(
-            pixels.len() <= MAX_ROWS && lanes <= 64,
-            "epilogue block too large"
-        );
+        let padded = lanes.div_ceil(16) * 16;
+        let whole = lanes == padded || (may_pad && co0 + padded <= self.output_layout.stride);
+        let n = if whole { padded } else { lanes };
+        assert!(pixels.len() <= MAX_ROWS && n <= 64, "epilogue block too large");
         let mut outs: [&mut [f32]; MAX_ROWS] = Default::default();
         let mut gates: [&[f32]; MAX_ROWS] = Default::default();
         let mut residuals: [&[f32]; MAX_ROWS] = Default::default();
-        for (r, &(n, y, x)) in pixels.iter().enumerate() {
-            let at = self.output_layout.pixel(n, y, x) + co0;
+        for (r, &(img, y, x)) in pixels.iter().enumerate() {
+            let at = self.output_layout.pixel(img, y, x) + co0;
             // SAFETY: tasks store disjoint (pixel, channel run) pairs of the output, which no
-            // other node reads or writes while this one runs (the schedule's guarantee).
-            outs[r] = unsafe { self.output.slice(at, lanes) };
+            // other node reads or writes while this one runs (the schedule's guarantee); a
+            // padded run stays in the pixel's padding.
+            outs[r] = unsafe { self.output.slice(at, n) };
             if let Some((g, _)) = self.gate {
-                gates[r] = &g[n * self.gate_stride + co0..][..lanes];
+                gates[r] = &g[img * self.gate_stride + co0..][..n];
             }
             if let Some((data, layout, _)) = self.residual {
-                let at = layout.pixel(n, y, x) + co0;
-                residuals[r] = &data[at..at + lanes];
+                let at = layout.pixel(img, y, x) + co0;
+                residuals[r] = &data[at..at + n];
             }
         }
         let rows = pixels.len();
@@ -156,14 +238,15 @@ impl ConvIo<'_> {
         let (scale, shift, residual_mode) = match self.residual {
             None => (empty, empty, 0),
             Some((_, _, None)) => (empty, empty, 1),
-            Some((_, _, Some((s, t)))) => (&s[co0..co0 + lanes], &t[co0..co0 + lanes], 2),
+            Some((_, _, Some((s, t)))) => (&s[co0..co0 + n], &t[co0..co0 + n], 2),
         };
-        finish_rows(
+        let kernel = if whole { finish_chunks } else { finish_rows };
+        kernel(
             isa,
             acc,
             acc_stride,
             &mut outs[..rows],
-            bias,
+            &self.bias[co0..co0 + n],
             &gates[..rows],
             gate_mode,
             &residuals[..rows],

@@ -244,6 +244,14 @@ impl Executor {
 }
 
 impl ConvKernel {
+    /// The bias, zero-padded to the output's channel stride.
+    pub fn bias(&self) -> &[f32] {
+        match self {
+            ConvKernel::Direct(d) => &d.bias,
+            ConvKernel::Winograd(w) => &w.bias,
+        }
+    }
+
     /// Multiply-adds of one run (as the direct convolution counts them).
     pub fn macs(&self) -> usize {
         match self {

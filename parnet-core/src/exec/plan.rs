@@ -268,11 +268,16 @@ fn plan_step(node: &Node, layouts: &[Layout], winograd: WinogradChoice) -> Step 
                 input: c.input,
                 output: c.output,
                 gate: c.epilogue.gate.map(|(g, on)| (g, on == GateOn::Sum)),
-                residual: c
-                    .epilogue
-                    .residual
-                    .as_ref()
-                    .map(|r| (r.value, r.affine.clone())),
+                residual: c.epilogue.residual.as_ref().map(|r| {
+                    // Padded like the bias, so the epilogue can run over whole 16-lane chunks.
+                    let padded = r.affine.as_ref().map(|a| {
+                        let mut a = a.clone();
+                        a.scale.resize(lout.stride, 0.0);
+                        a.shift.resize(lout.stride, 0.0);
+                        a
+                    });
+                    (r.value, padded)
+                }),
                 activation: c.epilogue.activation,
             }
         }

@@ -193,6 +193,7 @@ unsafe fn run_step(plan: &Plan, step: &Step, isa: Isa, shared: Shared<'_>, logit
                             affine.as_ref().map(|a| (&a.scale[..], &a.shift[..])),
                         )
                     }),
+                    bias: kernel.bias(),
                     activation: *activation,
                 };
                 match kernel {

@@ -254,6 +254,8 @@ impl Winograd {
         let ks = (0..groups)
             .map(|g| Offsets::new((0..cin_g).map(|c| g * cin_g + c).collect()))
             .collect();
+        let mut bias = bias;
+        bias.resize(output.stride, 0.0);
         Winograd {
             tile,
             input,
@@ -443,13 +445,7 @@ impl Winograd {
                     }
                 }
             }
-            io.finish(
-                isa,
-                (sums.as_flattened(), L),
-                &coords[..rows],
-                c0,
-                &self.bias[c0..c0 + lanes],
-            );
+            io.finish(isa, (sums.as_flattened(), L), &coords[..rows], (c0, lanes), true);
         });
     }
 }
@@ -478,6 +474,8 @@ mod tests {
         for (p, at) in lin.interior_pixels().enumerate() {
             x[at..at + cin].copy_from_slice(&values[p * cin..][..cin]);
         }
+        let mut bias_padded = bias.clone();
+        bias_padded.resize(lout.stride, 0.0);
         let run = |conv: &dyn Fn(&ConvIo<'_>)| {
             let mut y = vec![0.0f32; lout.len()];
             let io = ConvIo {
@@ -487,6 +485,7 @@ mod tests {
                 gate: None,
                 gate_stride: 0,
                 residual: None,
+                bias: &bias_padded,
                 activation: None,
             };
             conv(&io);
@@ -563,6 +562,7 @@ mod timing {
                 gate: None,
                 gate_stride: 0,
                 residual: None,
+                bias: &wg.bias,
                 activation: None,
             };
             let isa = Isa::current();
