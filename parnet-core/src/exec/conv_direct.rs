@@ -31,6 +31,8 @@ pub struct DirectConv {
     ks: Vec<Offsets>,
     /// Per output pixel (image, row, column order): the input offset of its top-left tap.
     bases: Vec<usize>,
+    /// Per output pixel: `(image, row, column)`.
+    coords: Vec<(usize, usize, usize)>,
     /// `[Cout]`, zero-padded to the output's channel stride.
     pub bias: Vec<f32>,
 }
@@ -86,10 +88,12 @@ impl DirectConv {
             .collect();
         let shift = input.pad - padding;
         let mut bases = Vec::with_capacity(output.batch * output.height * output.width);
+        let mut coords = Vec::with_capacity(bases.capacity());
         for n in 0..output.batch {
             for oh in 0..output.height {
                 for ow in 0..output.width {
                     bases.push(input.padded_pixel(n, oh * stride + shift, ow * stride + shift));
+                    coords.push((n, oh, ow));
                 }
             }
         }
@@ -105,6 +109,7 @@ impl DirectConv {
             packed,
             ks,
             bases,
+            coords,
             bias,
         }
     }
@@ -141,7 +146,10 @@ impl DirectConv {
         (0..tasks).into_par_iter().for_each_init(
             || Box::new([[0.0f32; MAX_BLOCKS * NR]; MR]),
             |acc, task| {
-                let (g, rest) = (task / (block_runs * tile_runs), task % (block_runs * tile_runs));
+                let (g, rest) = (
+                    task / (block_runs * tile_runs),
+                    task % (block_runs * tile_runs),
+                );
                 let (b, t) = (rest / tile_runs, rest % tile_runs);
                 let tile_range = t * TASK_TILES..((t + 1) * TASK_TILES).min(tiles);
                 let block_range = b * MAX_BLOCKS..((b + 1) * MAX_BLOCKS).min(blocks);
@@ -161,7 +169,6 @@ impl DirectConv {
     ) {
         let (k_len, all_blocks, cout_g) = (self.k_len(), self.blocks(), self.cout_g());
         let pixels = self.bases.len();
-        let plane = self.output.height * self.output.width;
         let mut block = blocks.start;
         while block < blocks.end {
             let nb = tile_blocks(isa, blocks.end - block);
@@ -173,26 +180,33 @@ impl DirectConv {
             };
             let co0 = g * cout_g + block * NR;
             let lanes = (nb * NR).min(cout_g - block * NR);
+            // Lanes past the group's channels may be padded only in the last group.
+            let may_pad = g + 1 == self.groups;
             for t in tiles.clone() {
                 let first = t * MR;
                 let rows: [usize; MR] =
                     std::array::from_fn(|r| self.bases[(first + r).min(pixels - 1)]);
-                tile(isa, io.input, &rows, &self.ks[g], 0..k_len, right, acc);
                 let valid = MR.min(pixels - first);
-                let coords: [(usize, usize, usize); MR] = std::array::from_fn(|r| {
-                    let p = (first + r).min(pixels - 1);
-                    let (n, q) = (p / plane, p % plane);
-                    (n, q / self.output.width, q % self.output.width)
-                });
-                // Lanes past the group's channels may be padded only in the last group.
-                let may_pad = g + 1 == self.groups;
-                io.finish(
+                let coords = &self.coords[first..first + valid];
+                io.prefetch(coords, (co0, lanes));
+                let kernel = (&self.ks[g], k_len);
+                if !io.finish_in_registers(
                     isa,
-                    (acc.as_flattened(), MAX_BLOCKS * NR),
-                    &coords[..valid],
+                    (&rows, kernel),
+                    right,
+                    coords,
                     (co0, lanes),
                     may_pad,
-                );
+                ) {
+                    tile(isa, io.input, &rows, &self.ks[g], 0..k_len, right, acc);
+                    io.finish(
+                        isa,
+                        (acc.as_flattened(), MAX_BLOCKS * NR),
+                        coords,
+                        (co0, lanes),
+                        may_pad,
+                    );
+                }
             }
             block += nb;
         }

@@ -6,7 +6,10 @@
 use super::layout::Layout;
 use crate::kernels::activation::Activation;
 use crate::kernels::activation::exp_f32;
-use crate::kernels::simd::{Isa, isa_kernel};
+use crate::kernels::conv::direct::kernel::{
+    MR, Offsets, RegisterEpilogue, Right, tile_with_epilogue,
+};
+use crate::kernels::simd::{Isa, isa_kernel, prefetch_read, prefetch_write};
 
 /// A residual of an epilogue: its buffer, its layout, and its affine map (scale, shift).
 pub type ResidualIo<'a> = (&'a [f32], Layout, Option<(&'a [f32], &'a [f32])>);
@@ -184,6 +187,15 @@ fn finish_chunks(
 }
 }
 
+isa_kernel! {
+/// `v = v / (1 + e^-v)` over a run, as [`finish_chunks`] computes SiLU.
+fn silu_run(v: &mut [f32]) {
+    for x in v.iter_mut() {
+        *x = *x / (1.0 + exp_f32(-*x));
+    }
+}
+}
+
 /// The activation code the loops switch on (0 none, 1 ReLU, 2 SiLU).
 fn activation_code(a: Option<Activation>) -> u8 {
     match a {
@@ -210,7 +222,10 @@ impl ConvIo<'_> {
         let padded = lanes.div_ceil(16) * 16;
         let whole = lanes == padded || (may_pad && co0 + padded <= self.output_layout.stride);
         let n = if whole { padded } else { lanes };
-        assert!(pixels.len() <= MAX_ROWS && n <= 64, "epilogue block too large");
+        assert!(
+            pixels.len() <= MAX_ROWS && n <= 64,
+            "epilogue block too large"
+        );
         let mut outs: [&mut [f32]; MAX_ROWS] = Default::default();
         let mut gates: [&[f32]; MAX_ROWS] = Default::default();
         let mut residuals: [&[f32]; MAX_ROWS] = Default::default();
@@ -254,6 +269,95 @@ impl ConvIo<'_> {
             residual_mode,
             activation_code(self.activation),
         );
+    }
+}
+
+impl ConvIo<'_> {
+    /// Computes one direct-convolution tile (`rows`, offsets `ks` over `k_len`) and stores it
+    /// through the epilogue in registers, when the level has such a kernel (AVX-512) and the run
+    /// is whole 16-lane chunks; SiLU is then applied to the stored runs. Returns `false` (having
+    /// done nothing) otherwise.
+    pub(crate) fn finish_in_registers(
+        &self,
+        isa: Isa,
+        (rows, (ks, k_len)): (&[usize; MR], (&Offsets, usize)),
+        b: Right<'_>,
+        pixels: &[(usize, usize, usize)],
+        (co0, lanes): (usize, usize),
+        may_pad: bool,
+    ) -> bool {
+        let padded = lanes.div_ceil(16) * 16;
+        let whole = lanes == padded || (may_pad && co0 + padded <= self.output_layout.stride);
+        if isa.min(Isa::detected()) != Isa::Avx512 || !whole || padded != b.blocks * 16 {
+            return false;
+        }
+        let null = std::ptr::null::<f32>();
+        let mut e = RegisterEpilogue {
+            rows: pixels.len(),
+            out: [std::ptr::null_mut(); MR],
+            bias: self.bias[co0..co0 + padded].as_ptr(),
+            gate_mode: match self.gate {
+                None => 0,
+                Some((_, true)) => 1,
+                Some((_, false)) => 2,
+            },
+            gate: [null; MR],
+            residual_mode: match self.residual {
+                None => 0,
+                Some((_, _, None)) => 1,
+                Some((_, _, Some(_))) => 2,
+            },
+            residual: [null; MR],
+            scale: null,
+            shift: null,
+            relu: self.activation == Some(Activation::Relu),
+        };
+        for (r, &(img, y, x)) in pixels.iter().enumerate() {
+            let at = self.output_layout.pixel(img, y, x) + co0;
+            assert!(at + padded <= self.output.1, "executor write out of bounds");
+            e.out[r] = self.output.0.wrapping_add(at);
+            if let Some((g, _)) = self.gate {
+                e.gate[r] = g[img * self.gate_stride + co0..][..padded].as_ptr();
+            }
+            if let Some((data, layout, _)) = self.residual {
+                let at = layout.pixel(img, y, x) + co0;
+                e.residual[r] = data[at..at + padded].as_ptr();
+            }
+        }
+        if let Some((_, _, Some((s, t)))) = self.residual {
+            e.scale = s[co0..co0 + padded].as_ptr();
+            e.shift = t[co0..co0 + padded].as_ptr();
+        }
+        // SAFETY: every pointer was built from a slice of at least `padded` floats (checked by
+        // the slicing and the assert above); the output rows are this task's alone (the
+        // schedule's guarantee, as in `finish`).
+        let done = unsafe { tile_with_epilogue(isa, self.input, rows, ks, 0..k_len, b, &e) };
+        if done && self.activation == Some(Activation::Silu) {
+            for &out in &e.out[..pixels.len()] {
+                // SAFETY: the run just stored, this task's alone.
+                let run = unsafe { std::slice::from_raw_parts_mut(out, padded) };
+                silu_run(isa, run);
+            }
+        }
+        done
+    }
+
+    /// Prefetches the output (for writing) and the residual (for reading) of `pixels`' runs of
+    /// `lanes` channels from `co0`, so that the epilogue does not wait on them.
+    #[inline]
+    pub(crate) fn prefetch(&self, pixels: &[(usize, usize, usize)], (co0, lanes): (usize, usize)) {
+        for &(img, y, x) in pixels {
+            let at = self.output_layout.pixel(img, y, x) + co0;
+            for l in (0..lanes).step_by(16) {
+                prefetch_write(self.output.0.wrapping_add(at + l));
+            }
+            if let Some((data, layout, _)) = self.residual {
+                let at = layout.pixel(img, y, x) + co0;
+                for l in (0..lanes).step_by(16) {
+                    prefetch_read(data.as_ptr().wrapping_add(at + l));
+                }
+            }
+        }
     }
 }
 

@@ -445,7 +445,13 @@ impl Winograd {
                     }
                 }
             }
-            io.finish(isa, (sums.as_flattened(), L), &coords[..rows], (c0, lanes), true);
+            io.finish(
+                isa,
+                (sums.as_flattened(), L),
+                &coords[..rows],
+                (c0, lanes),
+                true,
+            );
         });
     }
 }

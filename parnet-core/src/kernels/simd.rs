@@ -117,6 +117,33 @@ fn detect() -> Isa {
     Isa::Portable
 }
 
+/// Hints that the cache line holding `p` will be written soon (`prefetchw`); any address may be
+/// given (a prefetch never faults).
+#[inline(always)]
+pub fn prefetch_write(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing and cannot fault, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_ET0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_ET0>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Hints that the cache line holding `p` will be read soon.
+#[inline(always)]
+pub fn prefetch_read(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as `prefetch_write`.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Whether kernels may use AVX2 and FMA ([`Isa::current`] is at least [`Isa::Avx2`]).
 pub fn has_avx2_fma() -> bool {
     Isa::current() >= Isa::Avx2

@@ -175,6 +175,63 @@ pub fn tile_add(
     }
 }
 
+/// What an AVX-512 tile does with its sums before storing them: the executor's convolution
+/// epilogue in registers, `out = relu?(((acc + bias) * gate?) + (res * scale + shift)? * gate?)`
+/// over whole 16-lane chunks (the same operations in the same order as the executor's
+/// `finish_chunks`, so the same bits).
+pub struct RegisterEpilogue {
+    /// Valid rows of the tile (the others are not stored).
+    pub rows: usize,
+    /// Where each row's `blocks * NR` lanes go.
+    pub out: [*mut f32; MR],
+    pub bias: *const f32,
+    /// 0: no gate; 1: the gate multiplies the sum; 2: it multiplies the residual.
+    pub gate_mode: u8,
+    pub gate: [*const f32; MR],
+    /// 0: no residual; 1: added as it is; 2: through `scale`, `shift`.
+    pub residual_mode: u8,
+    pub residual: [*const f32; MR],
+    pub scale: *const f32,
+    pub shift: *const f32,
+    pub relu: bool,
+}
+
+/// [`tile`] with `epilogue` applied in registers and stored, at AVX-512; returns `false` (and
+/// does nothing) at other levels, where the caller stores [`tile`]'s sums itself.
+///
+/// # Safety
+/// Every pointer of `epilogue` must be valid for `b.blocks * NR` floats per valid row (reads for
+/// `bias`, `gate`, `residual`, `scale`, `shift` as their modes use them; writes for `out`), and no
+/// other thread may touch the written ones.
+pub unsafe fn tile_with_epilogue(
+    isa: Isa,
+    src: &[f32],
+    rows: &[usize; MR],
+    ks: &Offsets,
+    range: Range<usize>,
+    b: Right<'_>,
+    epilogue: &RegisterEpilogue,
+) -> bool {
+    let isa = isa.min(Isa::detected());
+    let ks_slice = &ks.values[range];
+    if isa != Isa::Avx512 || ks_slice.is_empty() {
+        return false;
+    }
+    check_reads(src, rows, ks, ks_slice.len(), &b);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: AVX-512 is available, reads are in bounds (checked), the epilogue's pointers
+        // are the caller's contract.
+        unsafe { avx512::tile_epilogue(src.as_ptr(), rows, ks_slice, &b, epilogue) };
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = epilogue;
+        false
+    }
+}
+
 /// Panics unless every read of a tile over `k_len >= 1` offsets stays inside `src` (at
 /// `rows[r] + ks[k]`) and `b`: the O(1) check that makes the unchecked vector loads sound.
 fn check_reads(src: &[f32], rows: &[usize; MR], ks: &Offsets, k_len: usize, b: &Right<'_>) {
@@ -261,7 +318,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{MR, NR, Right, Tile};
+    use super::{MR, NR, RegisterEpilogue, Right, Tile};
     use std::arch::x86_64::*;
 
     /// The accumulators of `NB` blocks.
@@ -332,6 +389,72 @@ mod avx512 {
                     let d = dst.add(r * dst_stride + j * NR);
                     _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), *v));
                 }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn tile_epilogue_nb<const NB: usize>(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: &Right<'_>,
+        e: &RegisterEpilogue,
+    ) {
+        // SAFETY: the caller's contract (`tile_with_epilogue`).
+        unsafe {
+            let acc = sums::<NB>(src, rows, ks, b.data.as_ptr(), (b.k_stride, b.block_stride));
+            let zero = _mm512_setzero_ps();
+            for (r, acc) in acc.iter().enumerate().take(e.rows) {
+                for (j, a) in acc.iter().enumerate() {
+                    let off = j * NR;
+                    let mut v = _mm512_add_ps(*a, _mm512_loadu_ps(e.bias.add(off)));
+                    let g = if e.gate_mode != 0 {
+                        _mm512_loadu_ps(e.gate[r].add(off))
+                    } else {
+                        zero
+                    };
+                    if e.gate_mode == 1 {
+                        v = _mm512_mul_ps(v, g);
+                    }
+                    if e.residual_mode != 0 {
+                        let mut t = _mm512_loadu_ps(e.residual[r].add(off));
+                        if e.residual_mode == 2 {
+                            t = _mm512_mul_ps(t, _mm512_loadu_ps(e.scale.add(off)));
+                            t = _mm512_add_ps(t, _mm512_loadu_ps(e.shift.add(off)));
+                        }
+                        if e.gate_mode == 2 {
+                            t = _mm512_mul_ps(t, g);
+                        }
+                        v = _mm512_add_ps(v, t);
+                    }
+                    if e.relu {
+                        // max(0, v): 0 where v < 0, v otherwise (NaN and -0 kept), as `v < 0 ? 0
+                        // : v`.
+                        v = _mm512_max_ps(zero, v);
+                    }
+                    _mm512_storeu_ps(e.out[r].add(off), v);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// As [`super::tile_with_epilogue`], with AVX-512F available and `b.blocks` 1 to 4.
+    pub unsafe fn tile_epilogue(
+        src: *const f32,
+        rows: &[usize; MR],
+        ks: &[usize],
+        b: &Right<'_>,
+        e: &RegisterEpilogue,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match b.blocks {
+                1 => tile_epilogue_nb::<1>(src, rows, ks, b, e),
+                2 => tile_epilogue_nb::<2>(src, rows, ks, b, e),
+                3 => tile_epilogue_nb::<3>(src, rows, ks, b, e),
+                _ => tile_epilogue_nb::<4>(src, rows, ks, b, e),
             }
         }
     }
