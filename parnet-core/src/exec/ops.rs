@@ -188,9 +188,21 @@ pub fn shuffle(x: &[f32], lx: &Layout, groups: usize, lo: &Layout, out: OutBuf) 
     });
 }
 
+isa_kernel! {
+/// `dst[i] = max(dst[i], src[i])`, NaN winning, as the training op compares.
+fn max_into(dst: &mut [f32], src: &[f32]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        if v > *d || v.is_nan() {
+            *d = v;
+        }
+    }
+}
+}
+
 /// Max pooling over the valid taps (implicit `-inf` padding). NaN propagates, as in the training
 /// op.
 pub fn max_pool(
+    isa: Isa,
     data: &[f32],
     lx: &Layout,
     (k, s, p): (usize, usize, usize),
@@ -208,12 +220,7 @@ pub fn max_pool(
             dst.fill(f32::NEG_INFINITY);
             for y in ys.clone() {
                 for xx in xs.clone() {
-                    let src = &data[lx.pixel(n, y, xx)..][..c];
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        if v > *d || v.is_nan() {
-                            *d = v;
-                        }
-                    }
+                    max_into(isa, dst, &data[lx.pixel(n, y, xx)..][..c]);
                 }
             }
         }

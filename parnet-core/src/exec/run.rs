@@ -252,6 +252,7 @@ unsafe fn run_step(plan: &Plan, step: &Step, isa: Isa, shared: Shared<'_>, logit
                 output,
                 window,
             } => ops::max_pool(
+                isa,
                 shared.read(plan, *input),
                 &layout(*input),
                 *window,
