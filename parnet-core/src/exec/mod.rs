@@ -23,6 +23,8 @@
 
 mod conv_direct;
 pub mod epilogue;
+#[cfg(test)]
+mod epilogue_tests;
 pub mod graph;
 pub mod layout;
 mod ops;
