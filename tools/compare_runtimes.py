@@ -94,24 +94,35 @@ def time_fn(fn, warmup, runs):
     return statistics.median(times)
 
 
+def no_grad(fn):
+    """`fn` run under `torch.no_grad()` (every timed PyTorch call is inference only)."""
+    def run():
+        with torch.no_grad():
+            return fn()
+    return run
+
+
 def torch_forms(model, x, threads):
     """name -> callable, for every PyTorch form that builds."""
     torch.set_num_threads(threads)
-    forms = {}
-    with torch.no_grad():
-        forms["torch eager NCHW"] = lambda: model(x)
-        cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        xcl = x.contiguous(memory_format=torch.channels_last)
-        forms["torch eager channels_last"] = lambda: cl(xcl)
-        try:
-            import torch._inductor.config as inductor_config
+    forms = {"torch eager NCHW": no_grad(lambda: model(x))}
+    cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    xcl = x.contiguous(memory_format=torch.channels_last)
+    forms["torch eager channels_last"] = no_grad(lambda: cl(xcl))
+    try:
+        import torch._dynamo as dynamo
+        import torch._inductor.config as inductor_config
 
-            inductor_config.freezing = True
-            compiled = torch.compile(copy.deepcopy(model))
+        # A fresh compile per case: dynamo's cache is per code object (every ParNet shares
+        # one `forward`) and past its recompile limit it silently runs eager.
+        dynamo.reset()
+        inductor_config.freezing = True
+        compiled = torch.compile(copy.deepcopy(model))
+        with torch.no_grad():
             compiled(x)  # compile now, outside the timing
-            forms["torch.compile (inductor + freezing)"] = lambda: compiled(x)
-        except Exception as e:  # noqa: BLE001 - report and go on without it
-            print(f"  torch.compile failed: {e!r}", file=sys.stderr)
+        forms["torch.compile (inductor + freezing)"] = no_grad(lambda: compiled(x))
+    except Exception as e:  # noqa: BLE001 - report and go on without it
+        print(f"  torch.compile failed: {e!r}", file=sys.stderr)
     return forms
 
 

@@ -21,11 +21,11 @@ pub enum CoreError {
     #[error("backward: {0}")]
     Autograd(String),
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    /// The OS error is in the message and not a `source`, so a printed chain says it once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A weights file is malformed, or does not match the model.
     #[error("{path}: {detail}")]

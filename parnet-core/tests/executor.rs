@@ -128,6 +128,7 @@ fn results_do_not_depend_on_threads_schedule_or_simd_level() {
                         isa: Some(isa),
                         winograd,
                         schedule,
+                        ..ExecOptions::default()
                     };
                     let got = on_threads(threads, || {
                         let mut exec = net.executor(3, (32, 32), &opts).unwrap();
@@ -191,6 +192,33 @@ fn repeated_runs_give_the_same_logits_and_bad_inputs_are_errors() {
         .unwrap()
         .to_string();
     assert!(err.contains("multiples of 32"), "{err}");
+}
+
+#[test]
+fn a_plan_over_the_memory_limit_is_refused_before_it_allocates() {
+    let net = NetworkSpec::new("parnet-s", 10).build(0).unwrap();
+    let limited = |bytes| ExecOptions {
+        memory_limit_bytes: Some(bytes),
+        ..ExecOptions::default()
+    };
+    // ParNet-S at 224 plans about 30 MB per image.
+    assert!(net.executor(1, (224, 224), &limited(1 << 30)).is_ok());
+    let err = net
+        .executor(1, (224, 224), &limited(8 << 20))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("MiB of activations") && err.contains("parnet-s"),
+        "{err}"
+    );
+    // So large that even the lower bound overflows: refused before planning, not wrapped.
+    let err = net
+        .executor(usize::MAX / 4, (224, 224), &limited(1 << 30))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("more than the address space"), "{err}");
 }
 
 #[test]

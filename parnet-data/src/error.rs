@@ -13,11 +13,11 @@ pub enum DataError {
     MissingPath { path: PathBuf },
 
     /// An operating-system error while reading or writing a path.
-    #[error("{path}: {source}")]
+    /// The OS error is in the message and not a `source`, so a printed chain says it once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A CIFAR binary file whose size is not a whole number of records, or is larger than its kind allows.
@@ -79,7 +79,10 @@ impl DataError {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::MissingPath { path }
         } else {
-            DataError::Io { path, source }
+            DataError::Io {
+                path,
+                error: source,
+            }
         }
     }
 

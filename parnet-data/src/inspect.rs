@@ -7,6 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::dataset::Dataset;
+use crate::datasets::cifar::Split;
 use crate::datasets::open::{DataFormat, OpenOptions, open_dataset};
 use crate::error::{DataError, Result};
 use crate::image::Image;
@@ -33,6 +34,9 @@ pub struct InspectReport {
     pub std: [f64; 3],
     /// Images left out by `skip_corrupt`, as (path, reason).
     pub skipped: Vec<(String, String)>,
+    /// Files of an image folder that are not images and were not read.
+    #[serde(default)]
+    pub ignored_files: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -92,9 +96,25 @@ impl Stats {
     }
 }
 
-/// Opens `path` (any supported format, train split, no skipping) and inspects it.
+/// Opens `path` (any supported format, no skipping) and inspects it: the train split, or the
+/// test split of a CIFAR folder that holds only that (as `eval` reads it).
 pub fn inspect(path: &Path) -> Result<InspectReport> {
-    inspect_with(path, &OpenOptions::default())
+    let train = inspect_with(path, &OpenOptions::default());
+    let only_test = ["test_batch.bin", "test.bin"]
+        .iter()
+        .any(|f| path.join(f).is_file());
+    match train {
+        Err(DataError::Format { .. }) | Err(DataError::MissingPath { .. }) if only_test => {
+            inspect_with(
+                path,
+                &OpenOptions {
+                    split: Split::Test,
+                    ..OpenOptions::default()
+                },
+            )
+        }
+        other => other,
+    }
 }
 
 /// As [`inspect`], with open options (split, CIFAR-100 label, skip_corrupt).
@@ -106,6 +126,7 @@ pub fn inspect_with(path: &Path, options: &OpenOptions) -> Result<InspectReport>
         &path.display().to_string(),
     )?;
     report.skipped = opened.skipped;
+    report.ignored_files = opened.ignored_files;
     Ok(report)
 }
 
@@ -171,6 +192,7 @@ pub fn inspect_dataset(
         mean,
         std,
         skipped: Vec::new(),
+        ignored_files: 0,
     })
 }
 
@@ -214,6 +236,13 @@ impl fmt::Display for InspectReport {
             "std  (RGB): {:.4} {:.4} {:.4}",
             self.std[0], self.std[1], self.std[2]
         )?;
+        if self.format == DataFormat::ImageFolder {
+            writeln!(
+                f,
+                "ignored:    {} files that are not images",
+                self.ignored_files
+            )?;
+        }
         write!(f, "skipped:    {}", self.skipped.len())?;
         for (path, reason) in &self.skipped {
             write!(f, "\n  {path}: {reason}")?;

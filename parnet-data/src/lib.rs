@@ -12,10 +12,12 @@
 //! - [`loader`]: [`Loader`] (seeded shuffle, parallel batches, prefetch queue), [`Batch`],
 //!   [`train_val_split`].
 //! - [`inspect()`] and [`pack_folder`]: the library side of `parnet data inspect` / `parnet data pack`.
+//! - [`atomic_file`]: [`AtomicFile`], how the crate writes files (temp, sync, rename).
 //! - [`seed`]: how every random choice derives from (seed, epoch, sample index).
 //!
 //! See docs/DATA.md for formats and the determinism contract.
 
+pub mod atomic_file;
 pub mod dataset;
 pub mod datasets;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod pack;
 pub mod seed;
 pub mod transforms;
 
+pub use atomic_file::AtomicFile;
 pub use dataset::Dataset;
 pub use datasets::cifar::{CifarKind, CifarLabel, CifarSet, Split};
 pub use datasets::folder::{FolderOptions, ImageFolder};

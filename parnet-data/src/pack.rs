@@ -2,14 +2,14 @@
 //! (the library side of `parnet data pack`).
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::atomic_file::AtomicFile;
 use crate::dataset::Dataset;
 use crate::datasets::cifar::{
-    CIFAR_PIXELS, CIFAR10_META_FILE, PACKED_CIFAR_FILE, write_class_names,
+    CIFAR_PIXELS, CIFAR10_META_FILE, PACKED_CIFAR_FILE, class_names_file,
 };
 use crate::datasets::folder::{FolderOptions, ImageFolder};
 use crate::datasets::packed::{PACKED_FILE, PackedWriter};
@@ -91,7 +91,26 @@ impl fmt::Display for PackReport {
 
 /// Packs the image folder `src` (`src/<class>/<image>`) into the folder `dst` (created if
 /// needed). Images are written in dataset order (classes sorted by name, files by name).
+///
+/// Atomic: the pack's files are written under temporary names and renamed into place only
+/// once every image is in; a pack that fails leaves `dst` as it was (a folder it created is
+/// removed again).
 pub fn pack_folder(src: &Path, dst: &Path, options: &PackOptions) -> Result<PackReport> {
+    let created = !dst.exists();
+    let result = pack_folder_into(src, dst, options);
+    if result.is_err() && created {
+        let _ = std::fs::remove_dir(dst);
+    }
+    result
+}
+
+fn pack_folder_into(src: &Path, dst: &Path, options: &PackOptions) -> Result<PackReport> {
+    if options.size == Some(0) {
+        return Err(DataError::config(
+            "pack_folder",
+            "--size must be at least 1",
+        ));
+    }
     let folder = ImageFolder::open_with(
         src,
         &FolderOptions {
@@ -135,10 +154,7 @@ pub fn pack_folder(src: &Path, dst: &Path, options: &PackOptions) -> Result<Pack
         PACKED_FILE
     });
     let mut sink = match layout {
-        PackLayout::Cifar => {
-            let file = std::fs::File::create(&output).map_err(|e| DataError::io(&output, e))?;
-            Sink::Cifar(std::io::BufWriter::new(file), vec![0u8; CIFAR_PIXELS])
-        }
+        PackLayout::Cifar => Sink::Cifar(AtomicFile::create(&output)?, vec![0u8; CIFAR_PIXELS]),
         _ => Sink::Packed(PackedWriter::create(
             &output,
             height,
@@ -175,17 +191,17 @@ pub fn pack_folder(src: &Path, dst: &Path, options: &PackOptions) -> Result<Pack
             })
             .collect();
         for (offset, image) in images.into_iter().enumerate() {
-            sink.push(
-                chunk_start + offset,
-                labels[chunk_start + offset],
-                &image?,
-                &output,
-            )?;
+            sink.push(chunk_start + offset, labels[chunk_start + offset], &image?)?;
         }
     }
-    sink.finish(&output)?;
-    if layout == PackLayout::Cifar {
-        write_class_names(&dst.join(CIFAR10_META_FILE), folder.class_names())?;
+    // The class names are written before the data is committed and committed after it, so a
+    // failure at any point before the data's rename leaves the old pack whole.
+    let names = (layout == PackLayout::Cifar)
+        .then(|| class_names_file(&dst.join(CIFAR10_META_FILE), folder.class_names()))
+        .transpose()?;
+    sink.finish()?;
+    if let Some(names) = names {
+        names.commit()?;
     }
     Ok(PackReport {
         output,
@@ -203,26 +219,25 @@ pub fn pack_folder(src: &Path, dst: &Path, options: &PackOptions) -> Result<Pack
 }
 
 enum Sink {
-    Cifar(std::io::BufWriter<std::fs::File>, Vec<u8>),
+    Cifar(AtomicFile, Vec<u8>),
     Packed(PackedWriter),
 }
 
 impl Sink {
-    fn push(&mut self, index: usize, label: usize, image: &Image, path: &Path) -> Result<()> {
+    fn push(&mut self, index: usize, label: usize, image: &Image) -> Result<()> {
         match self {
             Sink::Cifar(out, record) => {
                 image.write_chw(record);
-                out.write_all(&[label as u8])
-                    .and_then(|_| out.write_all(record))
-                    .map_err(|e| DataError::io(path, e))
+                out.write_all(&[label as u8])?;
+                out.write_all(record)
             }
             Sink::Packed(writer) => writer.push(index, image),
         }
     }
 
-    fn finish(self, path: &Path) -> Result<()> {
+    fn finish(self) -> Result<()> {
         match self {
-            Sink::Cifar(mut out, _) => out.flush().map_err(|e| DataError::io(path, e)),
+            Sink::Cifar(out, _) => out.commit(),
             Sink::Packed(writer) => writer.finish(),
         }
     }

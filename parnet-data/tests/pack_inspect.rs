@@ -122,6 +122,55 @@ fn pack_skip_corrupt_counts_and_reports() {
     );
 }
 
+/// Every file in `dir`, by name, with its bytes.
+fn folder_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_failed_pack_leaves_the_old_pack_untouched_and_a_new_folder_absent() {
+    let good = tempfile::tempdir().unwrap();
+    make_folder(good.path(), &[("a", 2), ("b", 1)], (32, 32));
+    let bad = tempfile::tempdir().unwrap();
+    let paths = make_folder(bad.path(), &[("x", 3), ("y", 3), ("z", 3)], (32, 32));
+    std::fs::write(&paths[7], b"\xff\xd8\xff broken jpeg").unwrap();
+    for layout in [PackLayout::Cifar, PackLayout::Packed] {
+        let options = PackOptions {
+            layout,
+            ..PackOptions::default()
+        };
+        let dst = tempfile::tempdir().unwrap();
+        pack_folder(good.path(), dst.path(), &options).unwrap();
+        let before = folder_bytes(dst.path());
+        let err = pack_folder(bad.path(), dst.path(), &options).unwrap_err();
+        assert!(err.to_string().contains("z/0001.png"), "{err}");
+        assert_eq!(folder_bytes(dst.path()), before, "{layout:?}");
+        let fresh = dst.path().join("new");
+        pack_folder(bad.path(), &fresh, &options).unwrap_err();
+        assert!(
+            !fresh.exists(),
+            "{layout:?}: a failed pack left {}",
+            fresh.display()
+        );
+    }
+    let zero = PackOptions {
+        size: Some(0),
+        ..PackOptions::default()
+    };
+    let dst = tempfile::tempdir().unwrap();
+    let err = pack_folder(good.path(), &dst.path().join("p"), &zero).unwrap_err();
+    assert!(err.to_string().contains("size"), "{err}");
+}
+
 #[test]
 fn inspect_reports_counts_sizes_and_channel_stats() {
     let src = tempfile::tempdir().unwrap();
@@ -196,4 +245,54 @@ fn inspect_cifar_and_synthetic_and_errors() {
     };
     let report = inspect_with(folder.path(), &options).unwrap();
     assert_eq!((report.count, report.skipped.len()), (1, 1));
+}
+
+#[test]
+fn a_folder_of_mixed_sizes_is_refused_where_one_size_is_needed() {
+    let src = tempfile::tempdir().unwrap();
+    make_folder(src.path(), &[("a", 3), ("b", 3)], (32, 32));
+    common::write_png(&src.path().join("b/0001.png"), 64, 64, |_, _| [9, 9, 9]);
+    let uniform = OpenOptions {
+        uniform_size: true,
+        ..OpenOptions::default()
+    };
+    let err = open_dataset(src.path(), &uniform).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            DataError::SizeMismatch {
+                index: 4,
+                got_h: 64,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("b/0001.png"), "{err}");
+    // Without the requirement (pipelines that resize) the folder opens.
+    assert!(open_dataset(src.path(), &OpenOptions::default()).is_ok());
+    std::fs::remove_file(src.path().join("b/0001.png")).unwrap();
+    assert!(open_dataset(src.path(), &uniform).is_ok());
+}
+
+#[test]
+fn inspect_opens_a_cifar_folder_holding_only_the_test_split() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_cifar10(&dir.path().join("test_batch.bin"), &[3, 3, 1, 9]);
+    let report = inspect(dir.path()).unwrap();
+    assert_eq!((report.format, report.count), (DataFormat::Cifar10, 4));
+    assert_eq!(report.class_counts[3], 2);
+}
+
+#[test]
+fn inspect_counts_the_files_it_ignores() {
+    let dir = tempfile::tempdir().unwrap();
+    make_folder(dir.path(), &[("a", 2)], (8, 8));
+    std::fs::write(dir.path().join("a/notes.txt"), b"not an image").unwrap();
+    let report = inspect(dir.path()).unwrap();
+    assert_eq!((report.count, report.ignored_files), (2, 1));
+    assert!(
+        report.to_string().contains("ignored:    1 files"),
+        "{report}"
+    );
 }

@@ -228,7 +228,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let o = &self.optim;
         let in_unit = |v: f32| (0.0..1.0).contains(&v);
-        let checks: [(bool, &str, String); 13] = [
+        let checks: [(bool, &str, String); 14] = [
             (
                 self.train.epochs > 0.0 && self.train.epochs.is_finite(),
                 "train.epochs",
@@ -293,6 +293,16 @@ impl TrainConfig {
                 self.model.dropout.is_none_or(in_unit),
                 "model.dropout",
                 "must be in [0, 1)".into(),
+            ),
+            (
+                self.train
+                    .time_limit_minutes
+                    .is_none_or(|m| m >= 0.0 && m.is_finite()),
+                "train.time_limit_minutes",
+                format!(
+                    "must be zero or a positive number of minutes, got {}",
+                    self.train.time_limit_minutes.unwrap_or_default()
+                ),
             ),
         ];
         for (ok, key, why) in checks {

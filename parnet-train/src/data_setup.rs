@@ -74,6 +74,8 @@ pub fn build(cfg: &TrainConfig) -> Result<RunData> {
             path,
             &OpenOptions {
                 skip_corrupt: d.skip_corrupt,
+                // Only the ImageNet pipelines resize; the others need images of one size.
+                uniform_size: d.augment != Augment::Imagenet,
                 ..Default::default()
             },
         )

@@ -9,6 +9,8 @@ use parnet_core::exec::{ExecOptions, Executor};
 use parnet_core::models::Network;
 use parnet_core::nn::Ctx;
 
+use crate::limits::available_memory_bytes;
+
 /// A network and the executors planned for it so far.
 pub struct DeployRunner<'a> {
     model: &'a dyn Network,
@@ -53,7 +55,11 @@ pub enum Forward<'a> {
 impl<'a> Forward<'a> {
     pub fn for_model(model: &'a dyn Network) -> Self {
         if model.is_deploy() {
-            Forward::Executor(DeployRunner::new(model, ExecOptions::default()))
+            let options = ExecOptions {
+                memory_limit_bytes: available_memory_bytes(),
+                ..ExecOptions::default()
+            };
+            Forward::Executor(DeployRunner::new(model, options))
         } else {
             Forward::Graph(model)
         }

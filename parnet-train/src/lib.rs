@@ -14,8 +14,8 @@
 //! - [`plot`]: charts with error bars as SVG and PNG.
 //! - [`bench`]: forward latency and training-step throughput of any network.
 //! - [`study`]: `parnet study depth`, latency and accuracy against depth.
-//! - [`threads`]: the size of the one rayon pool.
-//! - [`cli`]: the `parnet` subcommands, one module each.
+//! - [`threads`]: the size of the one rayon pool; [`limits`]: sizes refused up front.
+//! - [`cli`]: the `parnet` subcommands, one module each; [`say!`] prints their lines.
 
 pub mod bench;
 pub mod checkpoint;
@@ -24,9 +24,20 @@ pub mod config;
 pub mod data_setup;
 pub mod deploy;
 pub mod evaluate;
+pub mod limits;
 pub mod metrics;
 pub mod plot;
 pub mod schedule;
 pub mod study;
 pub mod threads;
 pub mod train;
+
+/// `println!` that never panics: a line for a closed or full stdout (`parnet ... | head`) is
+/// dropped and the command goes on, so a training run piped into `head` keeps training.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}

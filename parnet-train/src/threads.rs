@@ -7,6 +7,9 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     if threads == Some(0) {
         bail!("the thread count must be at least 1");
     }
+    if let Some(warning) = threads.and_then(threads_warning) {
+        eprintln!("{warning}");
+    }
     // Build first: asking rayon for its thread count would itself start the global pool.
     if let Some(t) = threads
         && rayon::ThreadPoolBuilder::new()
@@ -21,4 +24,26 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A warning (not a refusal) when more threads are asked for than the machine has cores.
+pub fn threads_warning(threads: usize) -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (threads > cores).then(|| {
+        format!(
+            "warning: --threads {threads} on a machine with {cores} cores; the extra threads only contend for them"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_beyond_the_cores_are_warned_about() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert!(threads_warning(cores).is_none());
+        assert!(threads_warning(cores + 1).unwrap().contains("cores"));
+    }
 }

@@ -133,3 +133,47 @@ fn sigterm_checkpoints_mid_run_and_exits_cleanly() {
     let after = resume_for_one_more_epoch(&dir, stopped);
     assert_eq!((after.epoch, after.step_in_epoch), (stopped.epoch + 1, 0));
 }
+
+#[test]
+fn a_run_directory_in_use_is_refused_and_a_killed_holder_does_not_block_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, dir) = long_tiny_run(tmp.path());
+    let mut child = start_training(&config);
+    wait_for_first_checkpoint(&mut child, &dir);
+    let holder = format!("pid {}", child.id());
+    // A second run into the same directory, and a resume of it, while the first trains.
+    let second_config = tmp.path().join("second.toml");
+    std::fs::copy(&config, &second_config).unwrap();
+    for args in [
+        vec![
+            "train",
+            "--quiet",
+            "--config",
+            second_config.to_str().unwrap(),
+        ],
+        vec!["train", "--quiet", "--resume", dir.to_str().unwrap()],
+    ] {
+        let out = Command::new(EXE).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            stderr.contains("in use") && stderr.contains(&holder),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first run was disturbed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The lock file stays behind; the OS lock went with the process.
+    assert!(dir.join("train.lock").exists());
+    let pos = checkpoint::read(&dir.join("last.safetensors"))
+        .unwrap()
+        .position()
+        .unwrap();
+    let after = resume_for_one_more_epoch(&dir, pos);
+    assert_eq!(after.epoch, pos.epoch + 1);
+}

@@ -32,7 +32,7 @@ pub mod plan;
 mod run;
 mod winograd;
 
-pub use plan::{WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, WinogradChoice};
+pub use plan::{WINOGRAD_F4_FROM, WinogradChoice};
 pub use run::Schedule;
 pub use winograd::WinogradTile;
 
@@ -50,6 +50,9 @@ pub struct ExecOptions {
     pub isa: Option<Isa>,
     pub winograd: WinogradChoice,
     pub schedule: Schedule,
+    /// Refuse a plan whose buffers would take more bytes than this (checked before anything
+    /// is allocated; `None`: no limit). The command line sets the memory the machine has free.
+    pub memory_limit_bytes: Option<usize>,
 }
 
 impl Default for ExecOptions {
@@ -59,6 +62,7 @@ impl Default for ExecOptions {
             isa: None,
             winograd: WinogradChoice::Auto,
             schedule: Schedule::Parallel,
+            memory_limit_bytes: None,
         }
     }
 }
@@ -72,6 +76,44 @@ pub struct Executor {
     schedule: Schedule,
     input_dims: [usize; 4],
     name: String,
+}
+
+/// Refuses a plan of `floats` (`None`: past `usize`; `bound` says whether the figure is exact
+/// or a lower bound) over `options.memory_limit_bytes`.
+fn check_memory(
+    options: &ExecOptions,
+    name: &str,
+    batch: usize,
+    input: &graph::ValueShape,
+    floats: Option<usize>,
+    bound: &str,
+) -> Result<()> {
+    let Some(limit) = options.memory_limit_bytes else {
+        return Ok(());
+    };
+    let bytes = floats.and_then(|f| f.checked_mul(4));
+    if bytes.is_some_and(|b| b <= limit) {
+        return Ok(());
+    }
+    let size = |b: usize| {
+        if b >= 1 << 30 {
+            format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30))
+        } else {
+            format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20))
+        }
+    };
+    let need = bytes.map_or("more than the address space".to_string(), |b| {
+        format!("{bound}{}", size(b))
+    });
+    Err(invalid(
+        "exec",
+        format!(
+            "{name}: a batch of {batch} at {}x{} needs {need} of activations, more than the {} available; use a smaller batch or image size",
+            input.height,
+            input.width,
+            size(limit)
+        ),
+    ))
 }
 
 impl Executor {
@@ -88,7 +130,22 @@ impl Executor {
                 ),
             ));
         }
+        // The largest value has a buffer of its own, so it bounds the plan from below: refuse
+        // before planning what could never fit, then check the plan's exact figure.
+        let largest = graph.values.iter().try_fold(0usize, |most, v| {
+            let floats = batch
+                .checked_mul(v.height)?
+                .checked_mul(v.width)?
+                .checked_mul(v.channels.div_ceil(16) * 16)?;
+            Some(most.max(floats))
+        });
+        check_memory(options, name, batch, &input, largest, "at least ")?;
         let plan = Plan::new(graph, batch, options.winograd);
+        let floats = plan
+            .slot_lens
+            .iter()
+            .try_fold(batch * plan.classes, |sum, &len| sum.checked_add(len));
+        check_memory(options, name, batch, &input, floats, "")?;
         let buffers = Buffers::new(&plan);
         Ok(Executor {
             logits: vec![0.0; batch * plan.classes],

@@ -92,8 +92,9 @@ pub enum WinogradChoice {
 }
 
 /// The tile a stride-1 3x3 convolution takes under `choice`: with `Auto`, F(4x4,3x3) where the
-/// output holds at least [`WINOGRAD_MIN_TILES`] 4x4 tiles and both channel counts reach
-/// [`WINOGRAD_MIN_CHANNELS`], else direct (the crossover is measured in docs/BENCHMARKS.md).
+/// output holds at least as many 4x4 tiles (over the batch) as [`WINOGRAD_F4_FROM`] asks for the
+/// smaller channel count per group, else direct. F(2x2,3x3) never beats both on the measured
+/// shapes, so `Auto` does not take it.
 pub fn choose_winograd(
     choice: WinogradChoice,
     (cin_g, cout_g): (usize, usize),
@@ -105,17 +106,21 @@ pub fn choose_winograd(
         WinogradChoice::F4 => Some(WinogradTile::F4),
         WinogradChoice::Auto => {
             let tiles = out.batch * out.height.div_ceil(4) * out.width.div_ceil(4);
-            (tiles >= WINOGRAD_MIN_TILES && cin_g.min(cout_g) >= WINOGRAD_MIN_CHANNELS)
+            let channels = cin_g.min(cout_g);
+            WINOGRAD_F4_FROM
+                .iter()
+                .any(|&(min_channels, min_tiles)| channels >= min_channels && tiles >= min_tiles)
                 .then_some(WinogradTile::F4)
         }
     }
 }
 
-/// Fewer 4x4 output tiles than this and Winograd's transforms do not pay (see
-/// [`choose_winograd`]).
-pub const WINOGRAD_MIN_TILES: usize = 8;
-/// Fewer channels per group than this and Winograd's transforms do not pay.
-pub const WINOGRAD_MIN_CHANNELS: usize = 32;
+/// `(channels, tiles)`: F(4x4,3x3) pays once the smaller channel count per group reaches
+/// `channels` and the output holds `tiles` 4x4 tiles. The transforms cost about as much per
+/// channel as the saved multiplies gain per channel squared, so the more channels, the fewer
+/// tiles it needs. Measured per layer (`exec_conv`, AMD Zen 5, AVX-512, batch 1 and 8, 1 and 2
+/// threads; the table is in docs/BENCHMARKS.md): below 64 channels direct always wins.
+pub const WINOGRAD_F4_FROM: [(usize, usize); 3] = [(256, 4), (96, 16), (64, 64)];
 
 /// A graph planned for one batch size.
 pub struct Plan {

@@ -20,9 +20,10 @@ fn weights_err(path: &Path, detail: impl Into<String>) -> CoreError {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then
 /// renamed over the target. A crash leaves either the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |p: &Path, source| CoreError::Io {
-        path: p.to_path_buf(),
-        source,
+    // Errors name the file being written, not its temporary stand-in.
+    let io_err = |_: &Path, error| CoreError::Io {
+        path: path.to_path_buf(),
+        error,
     };
     let dir = path
         .parent()
@@ -159,9 +160,9 @@ fn f16_to_f32(h: u16) -> f32 {
 
 /// Reads every tensor (converted to f32) and the metadata of a safetensors file.
 pub fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|source| CoreError::Io {
+    let bytes = std::fs::read(path).map_err(|error| CoreError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| weights_err(path, format!("not a valid safetensors file: {e}")))?;
@@ -184,9 +185,9 @@ pub fn read_tensors(path: &Path) -> Result<(Vec<NamedTensor>, HashMap<String, St
 /// The metadata of a safetensors file, reading only its header.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     use std::io::Read;
-    let io_err = |source| CoreError::Io {
+    let io_err = |error| CoreError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut file = std::fs::File::open(path).map_err(io_err)?;
     let mut len = [0u8; 8];

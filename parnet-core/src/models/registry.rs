@@ -59,6 +59,10 @@ fn family(name: &str) -> Result<Family> {
     }
 }
 
+/// The most classes a network may have (ImageNet-21k has 21,841); more is a typo, and its
+/// classifier would not fit in memory.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 /// The class count a name implies when none is given: 1000 for the ImageNet layouts (ParNet-S to
 /// -XL, ResNet-18/34/50), 10 for the CIFAR ones.
 pub fn default_num_classes(name: &str) -> usize {
@@ -98,6 +102,15 @@ impl NetworkSpec {
 
     /// Checks the name and that the options apply to it, without building anything.
     pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_CLASSES).contains(&self.num_classes) {
+            return Err(invalid(
+                "model",
+                format!(
+                    "{}: {} classes; it takes 1 to {MAX_CLASSES}",
+                    self.name, self.num_classes
+                ),
+            ));
+        }
         match family(&self.name)? {
             Family::ParNet | Family::SequentialParNet => self.parnet_config().map(|_| ()),
             Family::ResNet | Family::Sweep => {

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file::AtomicFile;
 use crate::dataset::{Dataset, index_error};
 use crate::error::{DataError, Result};
 use crate::image::Image;
@@ -229,27 +230,36 @@ impl Dataset for CifarSet {
 
 /// Writes CIFAR-10-layout records (`images` = `labels.len()` CHW records of 3072 bytes).
 pub fn write_cifar10_records(path: &Path, images_chw: &[u8], labels: &[u8]) -> Result<()> {
-    use std::io::Write;
-    assert_eq!(
-        images_chw.len(),
-        labels.len() * CIFAR_PIXELS,
-        "record bytes"
-    );
-    let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
-    let mut out = std::io::BufWriter::new(file);
-    for (label, image) in labels.iter().zip(images_chw.chunks_exact(CIFAR_PIXELS)) {
-        out.write_all(&[*label])
-            .and_then(|_| out.write_all(image))
-            .map_err(|e| DataError::io(path, e))?;
+    if images_chw.len() != labels.len() * CIFAR_PIXELS {
+        return Err(DataError::config(
+            "write_cifar10_records",
+            format!(
+                "{} image bytes for {} labels; each record needs {CIFAR_PIXELS}",
+                images_chw.len(),
+                labels.len()
+            ),
+        ));
     }
-    out.flush().map_err(|e| DataError::io(path, e))
+    let mut out = AtomicFile::create(path)?;
+    for (label, image) in labels.iter().zip(images_chw.chunks_exact(CIFAR_PIXELS)) {
+        out.write_all(&[*label])?;
+        out.write_all(image)?;
+    }
+    out.commit()
 }
 
 /// Writes one class name a line (the `batches.meta.txt` layout).
 pub fn write_class_names(path: &Path, names: &[String]) -> Result<()> {
+    class_names_file(path, names)?.commit()
+}
+
+/// The class-name file for `path`, written but not yet committed (see [`AtomicFile`]).
+pub fn class_names_file(path: &Path, names: &[String]) -> Result<AtomicFile> {
     let mut text = names.join("\n");
     text.push('\n');
-    std::fs::write(path, text).map_err(|e| DataError::io(path, e))
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(text.as_bytes())?;
+    Ok(file)
 }
 
 /// True if `dir` looks like a CIFAR folder (official names or a packed `data.bin`).

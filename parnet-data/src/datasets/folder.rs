@@ -157,6 +157,50 @@ impl ImageFolder {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// The one `(height, width)` of every image, read from the files' headers (no decoding);
+    /// a [`DataError::SizeMismatch`] naming the first image (in dataset order) whose size
+    /// differs from the first one's. For pipelines that do not resize.
+    pub fn uniform_size(&self) -> Result<(usize, usize)> {
+        let dims = |index: usize| -> Result<(usize, usize)> {
+            let path = &self.files[index].0;
+            let corrupt = |detail: String| DataError::CorruptImage {
+                path: path.clone(),
+                index,
+                detail,
+            };
+            let (w, h) = image::ImageReader::open(path)
+                .map_err(|e| DataError::io(path, e))?
+                .with_guessed_format()
+                .map_err(|e| corrupt(e.to_string()))?
+                .into_dimensions()
+                .map_err(|e| corrupt(e.to_string()))?;
+            Ok((h as usize, w as usize))
+        };
+        if self.files.is_empty() {
+            return Err(DataError::config(
+                "image folder",
+                format!("{} holds no images", self.root.display()),
+            ));
+        }
+        let want = dims(0)?;
+        let sizes: Vec<Result<(usize, usize)>> =
+            (0..self.files.len()).into_par_iter().map(dims).collect();
+        for (index, size) in sizes.into_iter().enumerate() {
+            let (got_h, got_w) = size?;
+            if (got_h, got_w) != want {
+                return Err(DataError::SizeMismatch {
+                    what: format!("{}", self.files[index].0.display()),
+                    index,
+                    got_h,
+                    got_w,
+                    want_h: want.0,
+                    want_w: want.1,
+                });
+            }
+        }
+        Ok(want)
+    }
 }
 
 impl Dataset for ImageFolder {

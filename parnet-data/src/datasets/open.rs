@@ -46,6 +46,10 @@ pub struct OpenOptions {
     pub cifar_label: CifarLabel,
     /// For image folders: skip and count images that fail to decode.
     pub skip_corrupt: bool,
+    /// For image folders: every image must have the first one's size (checked from the
+    /// files' headers at open time), as a pipeline without resizing needs.
+    #[serde(default)]
+    pub uniform_size: bool,
 }
 
 impl Default for OpenOptions {
@@ -54,6 +58,7 @@ impl Default for OpenOptions {
             split: Split::Train,
             cifar_label: CifarLabel::Fine,
             skip_corrupt: false,
+            uniform_size: false,
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct OpenedDataset {
     pub dataset: Box<dyn Dataset>,
     /// Images left out by `skip_corrupt` (image folders only), as (path, reason).
     pub skipped: Vec<(String, String)>,
+    /// Files of an image folder that are not images (not read).
+    pub ignored_files: usize,
 }
 
 fn starts_with_magic(path: &Path) -> Result<bool> {
@@ -94,6 +101,7 @@ pub fn open_dataset(path: &Path, options: &OpenOptions) -> Result<OpenedDataset>
             format: DataFormat::Packed,
             dataset: Box::new(PackedSet::open(path)?),
             skipped: Vec::new(),
+            ignored_files: 0,
         });
     }
     if !meta.is_dir() || is_cifar_folder(path) {
@@ -106,6 +114,7 @@ pub fn open_dataset(path: &Path, options: &OpenOptions) -> Result<OpenedDataset>
             format,
             dataset: Box::new(set),
             skipped: Vec::new(),
+            ignored_files: 0,
         });
     }
     let folder = ImageFolder::open_with(
@@ -114,6 +123,9 @@ pub fn open_dataset(path: &Path, options: &OpenOptions) -> Result<OpenedDataset>
             skip_corrupt: options.skip_corrupt,
         },
     )?;
+    if options.uniform_size {
+        folder.uniform_size()?;
+    }
     let skipped = folder
         .skipped()
         .iter()
@@ -121,6 +133,7 @@ pub fn open_dataset(path: &Path, options: &OpenOptions) -> Result<OpenedDataset>
         .collect();
     Ok(OpenedDataset {
         format: DataFormat::ImageFolder,
+        ignored_files: folder.ignored_files(),
         dataset: Box::new(folder),
         skipped,
     })

@@ -6,9 +6,10 @@
 //! then count × (height·width·3) bytes of interleaved RGB (HWC) images.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file::AtomicFile;
 use crate::dataset::{Dataset, index_error};
 use crate::error::{DataError, Result};
 use crate::image::Image;
@@ -240,16 +241,17 @@ impl Dataset for PackedSet {
         let offset = self.images_offset + (index * image_len) as u64;
         read_exact_at(&self.file, &mut out.data, offset).map_err(|e| DataError::Io {
             path: self.path.clone(),
-            source: std::io::Error::new(e.kind(), format!("image {index}: {e}")),
+            error: std::io::Error::new(e.kind(), format!("image {index}: {e}")),
         })?;
         Ok(label)
     }
 }
 
-/// Writes a packed file: the header and labels at creation, then one image per `push`.
+/// Writes a packed file: the header and labels at creation, then one image per `push`; the file
+/// appears (atomically, replacing any old one) only at [`PackedWriter::finish`].
 pub struct PackedWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: AtomicFile,
     height: usize,
     width: usize,
     remaining: usize,
@@ -264,8 +266,7 @@ impl PackedWriter {
         class_names: &[String],
         labels: &[usize],
     ) -> Result<Self> {
-        let io = |e| DataError::io(path, e);
-        let mut out = BufWriter::new(File::create(path).map_err(io)?);
+        let mut out = AtomicFile::create(path)?;
         let mut head = Vec::new();
         head.extend_from_slice(PACKED_MAGIC);
         for v in [
@@ -284,7 +285,7 @@ impl PackedWriter {
         for &label in labels {
             head.extend_from_slice(&(label as u32).to_le_bytes());
         }
-        out.write_all(&head).map_err(io)?;
+        out.write_all(&head)?;
         Ok(PackedWriter {
             path: path.to_path_buf(),
             out,
@@ -313,19 +314,17 @@ impl PackedWriter {
             ));
         }
         self.remaining -= 1;
-        self.out
-            .write_all(&image.data)
-            .map_err(|e| DataError::io(&self.path, e))
+        self.out.write_all(&image.data)
     }
 
-    /// Flushes; fails if fewer images than labels were pushed.
-    pub fn finish(mut self) -> Result<()> {
+    /// Commits the file; fails (leaving no file) if fewer images than labels were pushed.
+    pub fn finish(self) -> Result<()> {
         if self.remaining != 0 {
             return Err(DataError::config(
                 "PackedWriter::finish",
                 format!("{} images missing", self.remaining),
             ));
         }
-        self.out.flush().map_err(|e| DataError::io(&self.path, e))
+        self.out.commit()
     }
 }

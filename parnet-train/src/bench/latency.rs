@@ -14,6 +14,8 @@ use parnet_core::models::{Network, NetworkSpec};
 use parnet_core::nn::Ctx;
 use serde::Serialize;
 
+use crate::limits::{available_memory_bytes, check_image_size};
+
 /// How one latency figure is taken: `warmup` untimed forwards, then the median of `runs` timed
 /// ones (eval mode, no gradient tracking, streams as `parallel_streams` says).
 #[derive(Clone, Copy, Debug)]
@@ -191,6 +193,7 @@ pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<Latency
         model = model.deploy()?;
     }
     let size = o.image_size.unwrap_or(model.default_image_size());
+    check_image_size(size)?;
     let m = model.input_multiple();
     ensure!(
         size > 0 && size.is_multiple_of(m),
@@ -219,6 +222,7 @@ pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<Latency
                 } else {
                     Schedule::Sequential
                 },
+                memory_limit_bytes: available_memory_bytes(),
             };
             let mut exec = model.executor(o.batch, (size, size), &options)?;
             let x = vec![0.5f32; o.batch * 3 * size * size];
@@ -275,8 +279,10 @@ pub fn profile_table(spec: &NetworkSpec, o: &LatencyOptions) -> Result<String> {
     use std::fmt::Write;
     let model = spec.build(0)?.deploy()?;
     let size = o.image_size.unwrap_or(model.default_image_size());
+    check_image_size(size)?;
     let options = ExecOptions {
         winograd: o.winograd,
+        memory_limit_bytes: available_memory_bytes(),
         ..ExecOptions::default()
     };
     let mut exec = model.executor(o.batch, (size, size), &options)?;

@@ -112,3 +112,26 @@ impl ThreadArgs {
         crate::threads::set_threads(self.threads)
     }
 }
+
+/// Refuses an output path that cannot be right, before any work is done: an existing folder,
+/// or the same file as one of the command's `inputs` (which writing would destroy).
+pub fn check_output_path(output: &Path, inputs: &[&Path]) -> Result<()> {
+    if output.is_dir() {
+        bail!(
+            "--output {} is a folder; give the path of a file to write",
+            output.display()
+        );
+    }
+    if let Ok(out) = output.canonicalize() {
+        for input in inputs {
+            if input.canonicalize().is_ok_and(|i| i == out) {
+                bail!(
+                    "--output {} is the input file {}; writing it would destroy it, choose another path",
+                    output.display(),
+                    input.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -70,10 +70,10 @@ pub fn run(args: &BenchLatencyArgs) -> Result<()> {
         };
         let stats = measure_latency(spec, &options)?;
         if args.profile {
-            print!("{}", profile_table(spec, &options)?);
+            crate::say!("{}", profile_table(spec, &options)?.trim_end());
         }
         if !args.json {
-            println!("{stats}");
+            crate::say!("{stats}");
         }
         all.push(stats);
     }
@@ -84,7 +84,7 @@ pub fn run(args: &BenchLatencyArgs) -> Result<()> {
         } else {
             serde_json::to_value(&all)?
         };
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::say!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(())
 }

@@ -47,13 +47,13 @@ pub fn run(args: &BenchTrainArgs) -> Result<()> {
             };
             let stats = measure_train_step(&spec, &protocol)?;
             if !args.json {
-                println!("{stats}");
+                crate::say!("{stats}");
             }
             all.push(stats);
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        crate::say!("{}", serde_json::to_string_pretty(&all)?);
     }
     Ok(())
 }

@@ -43,7 +43,7 @@ pub fn run(what: &DataCommand) -> Result<()> {
                 ..Default::default()
             };
             let report = parnet_data::pack_folder(src, dst, &options)?;
-            println!(
+            crate::say!(
                 "packed {} images ({}x{}, {} classes) into {}{}",
                 report.count,
                 report.height,
@@ -60,9 +60,9 @@ pub fn run(what: &DataCommand) -> Result<()> {
         DataCommand::Inspect { path, json } => {
             let report = parnet_data::inspect(path)?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                crate::say!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{report}");
+                crate::say!("{}", report.to_string().trim_end());
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use parnet_data::datasets::cifar::{CifarLabel, Split};
-use parnet_data::{Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset};
+use parnet_data::{DataFormat, Dataset, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset};
 
 use super::args::ModelArgs;
 use crate::checkpoint::{DATA_IMAGES_KEY, load_network, parse3};
@@ -50,10 +50,10 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> Result<()> {
     let r = run_eval(args)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::say!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         let line = |what: &str, r: &EvalResult| {
-            println!(
+            crate::say!(
                 "{} images{what}: top-1 {:.2}%, top-5 {:.2}%, loss {:.4}",
                 r.images,
                 100.0 * r.top1,
@@ -113,6 +113,8 @@ fn data_set_loader(
         split: Split::Test,
         cifar_label: CifarLabel::Fine,
         skip_corrupt: false,
+        // Evaluation normalises only, so every image must already have one size.
+        uniform_size: true,
     };
     match format {
         None | Some("cifar10") | Some("cifar100") | Some("folder") => {}
@@ -125,6 +127,22 @@ fn data_set_loader(
     }
     let opened =
         open_dataset(data, &options).with_context(|| format!("opening {}", data.display()))?;
+    let expected = match format {
+        Some("cifar10") => Some(DataFormat::Cifar10),
+        Some("cifar100") => Some(DataFormat::Cifar100),
+        Some("folder") => Some(DataFormat::ImageFolder),
+        _ => None,
+    };
+    if let Some(want) = expected
+        && want != opened.format
+    {
+        bail!(
+            "--format {}: {} is a {} set, not a {want} one",
+            format.unwrap_or_default(),
+            data.display(),
+            opened.format
+        );
+    }
     let set: Arc<dyn Dataset> = Arc::from(opened.dataset);
     let default_norm = Pipeline::cifar_eval();
     let pipeline = Pipeline::normalize_only(

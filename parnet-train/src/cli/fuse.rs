@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use parnet_core::models::NetworkSpec;
 
-use super::args::ModelArgs;
+use super::args::{ModelArgs, check_output_path};
 use crate::checkpoint::{DATA_IMAGES_KEY, load_network, save_weights};
 
 /// Options of `parnet fuse`.
@@ -26,9 +26,10 @@ pub struct FuseArgs {
 
 /// Runs `parnet fuse`.
 pub fn run(args: &FuseArgs) -> Result<()> {
+    check_output_path(&args.output, &[&args.weights])?;
     let spec = args.model.spec_for_file(&args.weights)?;
     let (before, after) = fuse_weights(spec.as_ref(), &args.weights, &args.output)?;
-    println!(
+    crate::say!(
         "fused {before} -> {after} parameters; wrote {}",
         args.output.display()
     );

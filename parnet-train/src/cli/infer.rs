@@ -10,7 +10,7 @@ use parnet_core::io::{read_tensors, write_tensors};
 use parnet_core::models::NetworkSpec;
 use parnet_core::nn::state::NamedTensor;
 
-use super::args::{ModelArgs, ThreadArgs};
+use super::args::{ModelArgs, ThreadArgs, check_output_path};
 use crate::checkpoint::load_network;
 use crate::deploy::Forward;
 
@@ -39,6 +39,7 @@ pub struct InferArgs {
 
 /// Runs `parnet infer`.
 pub fn run(args: &InferArgs) -> Result<()> {
+    check_output_path(&args.output, &[&args.weights, &args.input])?;
     args.threads.apply()?;
     let spec = args.model.spec_for_file(&args.weights)?;
     let shape = infer_file(
@@ -48,7 +49,7 @@ pub fn run(args: &InferArgs) -> Result<()> {
         &args.output,
         args.fused,
     )?;
-    println!("wrote logits {shape:?} to {}", args.output.display());
+    crate::say!("wrote logits {shape:?} to {}", args.output.display());
     Ok(())
 }
 
@@ -75,14 +76,24 @@ pub fn infer_file(
         );
     }
     let model = load_network(spec, weights, fused)?.model;
+    let input_nonfinite = input.data.iter().filter(|v| !v.is_finite()).count();
     let x = Tensor::from_vec(input.data, input.shape)?;
     // Deploy weights (or --fused) run on the executor, training weights on their graph.
     let logits = Forward::for_model(model.as_ref()).forward(&x)?;
     let shape = logits.dims().to_vec();
+    let data = logits.to_vec();
+    let bad = data.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        eprintln!(
+            "warning: {bad} of {} logits are NaN or infinite ({input_nonfinite} non-finite input values; otherwise the weights in {} hold them)",
+            data.len(),
+            weights.display()
+        );
+    }
     let out = NamedTensor {
         name: "logits".into(),
         shape: shape.clone(),
-        data: logits.to_vec(),
+        data,
         integer: false,
     };
     write_tensors(output_path, &[out], &HashMap::new())?;

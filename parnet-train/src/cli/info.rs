@@ -28,12 +28,12 @@ pub struct InfoArgs {
 pub fn run(args: &InfoArgs) -> Result<()> {
     let spec = args.model.spec()?;
     if args.json {
-        println!(
+        crate::say!(
             "{}",
             serde_json::to_string_pretty(&info_json(&spec, args.image_size)?)?
         );
     } else {
-        print!("{}", info_text(&spec, args.image_size)?);
+        crate::say!("{}", info_text(&spec, args.image_size)?.trim_end());
     }
     Ok(())
 }
@@ -41,6 +41,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 fn model_info(spec: &NetworkSpec, image_size: Option<usize>) -> Result<ModelInfo> {
     let model: Box<dyn Network> = spec.build(0)?;
     let size = image_size.unwrap_or(model.default_image_size());
+    crate::limits::check_image_size(size)?;
     let m = model.input_multiple();
     if size == 0 || !size.is_multiple_of(m) {
         bail!(

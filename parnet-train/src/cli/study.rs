@@ -125,7 +125,7 @@ pub fn run(cmd: &StudyCommand) -> Result<()> {
         bail!("--train-epochs must be positive, got {e}");
     }
     let rows = run_depth_study(&opts, true)?;
-    println!(
+    crate::say!(
         "{:<28} {:>5} {:>9} {:>8} {}",
         "model",
         "depth",
@@ -146,7 +146,7 @@ pub fn run(cmd: &StudyCommand) -> Result<()> {
         let acc = r.val_top1().map_or(String::new(), |(m, s)| {
             format!("   {:.1}±{:.1}%", 100.0 * m, 100.0 * s)
         });
-        println!(
+        crate::say!(
             "{:<28} {:>5} {:>9} {:>8.1} {lat}{acc}",
             r.model,
             r.depth,

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::args::ModelArgs;
 use crate::config::{Overrides, TrainConfig};
-use crate::train::{TrainOptions, TrainSummary, resume, train};
+use crate::train::{ResumeOverrides, TrainOptions, TrainSummary, resume_with, train};
 
 /// Options of `parnet train`.
 #[derive(Args, Debug, Clone, Default)]
@@ -50,12 +50,12 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let summary = run_train(args)?;
     if summary.interrupted {
-        println!(
+        crate::say!(
             "run stopped early in {}; resume with --resume",
             summary.run_dir.display()
         );
     } else {
-        println!(
+        crate::say!(
             "done: {} epochs, validation top-1 {:.2}%{} (best {:.2}%), {:.0} images/s, {:.0} s; run in {}",
             summary.epochs_done,
             100.0 * summary.final_val.top1,
@@ -80,7 +80,37 @@ pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
         verbose: true,
     };
     if let Some(dir) = &args.resume {
-        return resume(dir, opts);
+        let fixed = [
+            ("--model", args.model.model.is_some()),
+            ("--classes", args.model.classes.is_some()),
+            ("--activation", args.model.activation.is_some()),
+            ("--width-mult", !args.model.width_mult.is_empty()),
+            ("--batch-size", args.batch_size.is_some()),
+            ("--lr", args.lr.is_some()),
+            ("--seed", args.seed.is_some()),
+            ("--out", args.out.is_some()),
+        ];
+        let refused: Vec<&str> = fixed.iter().filter(|f| f.1).map(|f| f.0).collect();
+        if !refused.is_empty() {
+            anyhow::bail!(
+                "--resume continues the run in {} with its own configuration; {} cannot change mid-run (--epochs, --time-limit-minutes, --threads and --data can). For a new run with other values: parnet train --config {}/config.toml {}",
+                dir.display(),
+                refused.join(", "),
+                dir.display(),
+                refused
+                    .iter()
+                    .map(|f| format!("{f} ..."))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        let overrides = ResumeOverrides {
+            epochs: args.epochs,
+            time_limit_minutes: args.time_limit_minutes,
+            threads: args.threads,
+            data: args.data.clone(),
+        };
+        return resume_with(dir, &overrides, opts);
     }
     let mut cfg = TrainConfig::load(args.config.as_deref())?;
     if cfg.data.source != "synthetic"

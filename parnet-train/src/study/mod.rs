@@ -145,7 +145,7 @@ pub fn run_depth_study(opts: &StudyOptions, verbose: bool) -> Result<Vec<Row>> {
         .map(|(m, model)| Row::new(m, model.as_ref(), IMAGE_SIZE, &opts.batches))
         .collect();
     if verbose {
-        println!(
+        crate::say!(
             "{} networks, {} threads; latency: batches {:?}, {} repeats",
             rows.len(),
             rayon::current_num_threads(),
@@ -168,7 +168,7 @@ pub fn run_depth_study(opts: &StudyOptions, verbose: bool) -> Result<Vec<Row>> {
             }
         }
         if verbose {
-            println!(
+            crate::say!(
                 "latency repeat {}/{} done",
                 repeat + 1,
                 opts.latency_repeats
@@ -187,7 +187,7 @@ pub fn run_depth_study(opts: &StudyOptions, verbose: bool) -> Result<Vec<Row>> {
                     .join(format!("seed{seed}"));
                 let result = train_member(opts, member, epochs, seed, &dir)?;
                 if verbose {
-                    println!(
+                    crate::say!(
                         "{} seed {seed}: val top-1 {:.2}% ({:.0} img/s, {:.0} s)",
                         member.spec.name,
                         100.0 * result.val_top1,
@@ -202,7 +202,7 @@ pub fn run_depth_study(opts: &StudyOptions, verbose: bool) -> Result<Vec<Row>> {
     let notes = write_outputs(&opts.out, &rows, opts)?;
     if verbose {
         for note in notes {
-            println!("{note}");
+            crate::say!("{note}");
         }
     }
     Ok(rows)

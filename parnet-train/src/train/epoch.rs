@@ -93,10 +93,19 @@ pub(super) fn train_epoch(
             .step
             .run(st.model.as_ref(), &x, &batch.labels, lr as f32, seed)
         {
-            Err(CoreError::NonFiniteLoss(loss)) => bail!(
-                "the loss became {loss} at epoch {epoch}, step {index}: training stopped; the last good checkpoint is {} (try a lower learning rate)",
-                last_checkpoint(&st.dir).display()
-            ),
+            Err(CoreError::NonFiniteLoss(loss)) => {
+                let last = last_checkpoint(&st.dir);
+                let saved = if last.exists() {
+                    format!("the last good checkpoint is {}", last.display())
+                } else {
+                    "no checkpoint was written yet".to_string()
+                };
+                bail!(
+                    "the loss became {loss} at epoch {}, step {}: training stopped; {saved} (try a lower learning rate)",
+                    epoch + 1,
+                    index + 1
+                )
+            }
             other => other?,
         };
         let (loss_value, logits) = (outcome.loss, outcome.logits);

@@ -73,7 +73,7 @@ pub(super) fn end_epoch(
                 flip.map_or(String::new(), |f| format!(" (flip TTA {:.2}%)", 100.0 * f))
             ),
         };
-        println!(
+        crate::say!(
             "epoch {:>3}: train loss {:.4} top-1 {:5.1}% | {val_text}{} | lr {:.5} | {:.0} img/s | {:.0} s",
             record.epoch,
             record.train_loss,

@@ -21,7 +21,6 @@ use anyhow::{Context, Result, bail};
 use parnet_core::models::NetworkSpec;
 use parnet_core::models::parnet::Activation;
 
-use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::evaluate::EvalResult;
 
@@ -71,13 +70,74 @@ pub fn network_spec(cfg: &TrainConfig, data_classes: usize) -> Result<NetworkSpe
 /// Starts a new run in `cfg.train.out` (which must not already hold one).
 pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainSummary> {
     cfg.validate()?;
-    let dir = run_dir::create(&cfg)?;
+    let (dir, _lock) = run_dir::create(&cfg)?;
     session::run(cfg, &dir, None, opts)
 }
 
 /// Continues the run in `dir` from its last checkpoint, with its saved configuration.
 pub fn resume(dir: &Path, opts: TrainOptions) -> Result<TrainSummary> {
-    let (cfg, ck) = run_dir::open(dir)?;
-    let file = checkpoint::read(&ck)?;
-    session::run(cfg, dir, Some(file), opts)
+    resume_with(dir, &ResumeOverrides::default(), opts)
+}
+
+/// What a resumed run may change: how long it goes on, how fast, and where its data now is.
+/// Everything else (model, batch size, learning rate, seed) is the run's and cannot change.
+#[derive(Clone, Debug, Default)]
+pub struct ResumeOverrides {
+    /// A new total of epochs (at least the epochs done); the schedule stretches to it.
+    pub epochs: Option<f64>,
+    pub time_limit_minutes: Option<f64>,
+    pub threads: Option<usize>,
+    /// The same data at a new path.
+    pub data: Option<String>,
+}
+
+/// [`resume`], changing what `overrides` sets: each change is printed and saved in the run's
+/// `config.toml`.
+pub fn resume_with(
+    dir: &Path,
+    overrides: &ResumeOverrides,
+    opts: TrainOptions,
+) -> Result<TrainSummary> {
+    let (mut cfg, _lock) = run_dir::open(dir)?;
+    let (file, path) = run_dir::newest_valid_checkpoint(dir)?;
+    let done = file.position()?;
+    let mut changes = Vec::new();
+    if let Some(e) = overrides.epochs {
+        let completed = done.epoch as f64;
+        let mid_epoch = done.step_in_epoch > 0;
+        if e < completed || (mid_epoch && e <= completed) {
+            bail!(
+                "--epochs {e}: the run in {} has completed {completed} epochs{}; give more than that",
+                dir.display(),
+                if mid_epoch {
+                    " and is inside the next"
+                } else {
+                    ""
+                }
+            );
+        }
+        changes.push(format!("train.epochs {} -> {e}", cfg.train.epochs));
+        cfg.train.epochs = e;
+    }
+    if let Some(m) = overrides.time_limit_minutes {
+        changes.push(format!(
+            "train.time_limit_minutes {:?} -> {m}",
+            cfg.train.time_limit_minutes
+        ));
+        cfg.train.time_limit_minutes = Some(m);
+    }
+    if let Some(t) = overrides.threads {
+        changes.push(format!("train.threads {:?} -> {t}", cfg.train.threads));
+        cfg.train.threads = Some(t);
+    }
+    if let Some(d) = &overrides.data {
+        changes.push(format!("data.source {} -> {d}", cfg.data.source));
+        cfg.data.source = d.clone();
+    }
+    if !changes.is_empty() {
+        cfg.validate()?;
+        run_dir::save_config(dir, &cfg)?;
+        crate::say!("resume with changes: {}", changes.join(", "));
+    }
+    session::run(cfg, dir, Some((file, path)), opts)
 }

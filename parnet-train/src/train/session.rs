@@ -78,7 +78,7 @@ pub(super) fn step_seed(seed: u64, global_step: u64) -> u64 {
 pub(super) fn run(
     cfg: TrainConfig,
     dir: &Path,
-    resume_from: Option<checkpoint::CheckpointFile>,
+    resume_from: Option<(checkpoint::CheckpointFile, PathBuf)>,
     opts: TrainOptions,
 ) -> Result<TrainSummary> {
     set_threads(cfg.train.threads)?;
@@ -115,8 +115,8 @@ pub(super) fn run(
         best_val_top1: 0.0,
     };
     let mut records = Vec::new();
-    if let Some(file) = &resume_from {
-        file.load_model(model.as_ref(), &last_checkpoint(dir))?;
+    if let Some((file, path)) = &resume_from {
+        file.load_model(model.as_ref(), path)?;
         step.sgd.load_state(&file.optim)?;
         if let Some(ema) = step.ema.as_mut() {
             ema.load(&file.ema)?;
@@ -127,8 +127,8 @@ pub(super) fn run(
     }
     let seconds_before = records.last().map_or(0.0, |r| r.seconds);
     if opts.verbose {
-        println!("data: {}", data.description);
-        println!(
+        crate::say!("data: {}", data.description);
+        crate::say!(
             "model: {} ({} parameters), {} threads, run directory {}",
             spec.name,
             model.num_params(),
@@ -157,9 +157,9 @@ pub(super) fn run(
         if outcome.interrupted {
             st.save(&last_checkpoint(&st.dir))?;
             if opts.verbose {
-                println!(
+                crate::say!(
                     "stopped at epoch {} step {}; checkpoint saved; continue with `parnet train --resume {}`",
-                    st.pos.epoch,
+                    st.pos.epoch + 1,
                     st.pos.step_in_epoch,
                     st.dir.display()
                 );
@@ -171,7 +171,7 @@ pub(super) fn run(
         }
         if st.out_of_time() && (st.pos.epoch as f64) < total_epochs {
             if opts.verbose {
-                println!(
+                crate::say!(
                     "time limit reached after epoch {}; checkpoint saved",
                     st.pos.epoch
                 );

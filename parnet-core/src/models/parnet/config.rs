@@ -47,6 +47,10 @@ pub const VARIANTS: [&str; 6] = [
     "parnet-cifar",
 ];
 
+/// The largest width multiplier: ParNet-XL at 64x has layers of 245,760 channels, whose
+/// parameters alone would fill a terabyte; past it the counts, not the memory, would overflow.
+pub const MAX_WIDTH_MULT: f64 = 64.0;
+
 impl ParNetConfig {
     /// A named variant with `num_classes` outputs (spec 2.12; `parnet-cifar` is spec section 3
     /// with widths 128/256/512/1024).
@@ -100,12 +104,13 @@ impl ParNetConfig {
         })
     }
 
-    /// Scales every width by `mult`, rounded to a multiple of 8 (at least 8).
+    /// Scales every width by `mult` (at most [`MAX_WIDTH_MULT`]), rounded to a multiple of 8
+    /// (at least 8).
     pub fn with_width_mult(mut self, mult: f64) -> Result<ParNetConfig> {
-        if !(mult > 0.0 && mult.is_finite()) {
+        if !(mult > 0.0 && mult <= MAX_WIDTH_MULT) {
             return Err(invalid(
                 "model",
-                format!("width multiplier {mult} must be positive"),
+                format!("width multiplier {mult} is out of range: it takes (0, {MAX_WIDTH_MULT}]"),
             ));
         }
         let scale = |w: usize| (((w as f64 * mult) / 8.0).round() as usize).max(1) * 8;

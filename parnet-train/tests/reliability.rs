@@ -1,0 +1,191 @@
+//! Never lose work, never panic (issue 19): outputs that would destroy inputs, closed pipes,
+//! overrides on resume, up-front size limits, warnings. The run-directory lock is tested in
+//! `kill.rs` (it needs a live training process), the atomic pack in parnet-data's
+//! `pack_inspect.rs`.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use common::{assert_clean_failure, parnet, save_model, tiny_parnet_cifar, tiny_parnet_cifar_spec};
+
+#[test]
+fn fuse_and_infer_refuse_an_output_that_is_an_input_or_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.safetensors");
+    save_model(
+        tiny_parnet_cifar().as_ref(),
+        &tiny_parnet_cifar_spec(),
+        &weights,
+    );
+    let before = std::fs::read(&weights).unwrap();
+    let w = weights.to_str().unwrap();
+    // The same file under another spelling still counts as the same file.
+    let other_spelling = format!("{}/./w.safetensors", dir.path().display());
+    assert_clean_failure(
+        &parnet(&["fuse", "--weights", w, "--output", &other_spelling]),
+        "would destroy it",
+    );
+    assert_eq!(std::fs::read(&weights).unwrap(), before);
+    let folder = dir.path().to_str().unwrap();
+    assert_clean_failure(
+        &parnet(&["fuse", "--weights", w, "--output", folder]),
+        "is a folder",
+    );
+    assert_clean_failure(
+        &parnet(&["infer", "--weights", w, "--input", w, "--output", folder]),
+        "is a folder",
+    );
+    assert_clean_failure(
+        &parnet(&["infer", "--weights", w, "--input", "x", "--output", w]),
+        "would destroy it",
+    );
+    assert_eq!(std::fs::read(&weights).unwrap(), before);
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parnet"))
+        .args(["info", "--model", "resnet-50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, as `| head -0` would.
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        status.success() || status.code().is_none() || status.code() == Some(141),
+        "{status:?}: {stderr}"
+    );
+}
+
+#[test]
+fn nan_inputs_give_a_warning_with_the_logits() {
+    use parnet_core::io::write_tensors;
+    use parnet_core::nn::state::NamedTensor;
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.safetensors");
+    save_model(
+        tiny_parnet_cifar().as_ref(),
+        &tiny_parnet_cifar_spec(),
+        &weights,
+    );
+    let mut data = vec![0.25f32; 3 * 32 * 32];
+    data[100] = f32::NAN;
+    let input = NamedTensor {
+        name: "input".into(),
+        shape: vec![1, 3, 32, 32],
+        data,
+        integer: false,
+    };
+    let x = dir.path().join("x.safetensors");
+    write_tensors(&x, &[input], &Default::default()).unwrap();
+    let y = dir.path().join("y.safetensors");
+    let out = parnet(&[
+        "infer",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--output",
+        y.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning")
+            && stderr.contains("NaN")
+            && stderr.contains("1 non-finite input"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sizes_beyond_the_limits_are_refused_up_front() {
+    assert_clean_failure(
+        &parnet(&["info", "--model", "parnet-s", "--width-mult", "1e9"]),
+        "out of range",
+    );
+    assert_clean_failure(
+        &parnet(&["info", "--model", "parnet-s", "--image-size", "1000000000"]),
+        "--image-size 1000000000 is out of range",
+    );
+    assert_clean_failure(
+        &parnet(&["info", "--model", "parnet-s", "--classes", "100000000000"]),
+        "classes",
+    );
+    // A valid size whose activations (over a terabyte) no machine has.
+    let out = Command::new(env!("CARGO_BIN_EXE_parnet"))
+        .args([
+            "bench",
+            "latency",
+            "--model",
+            "parnet-s",
+            "--batch",
+            "4096",
+            "--image-size",
+            "2048",
+        ])
+        .args(["--runs", "1", "--warmup", "0", "--no-peak"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "GiB of activations");
+}
+
+#[test]
+fn more_threads_than_cores_get_a_warning() {
+    let threads = (std::thread::available_parallelism().unwrap().get() * 4).to_string();
+    let out = parnet(&[
+        "bench",
+        "latency",
+        "--model",
+        "parnet-cifar",
+        "--width-mult",
+        "0.0625",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--no-peak",
+        "--threads",
+        &threads,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("warning: --threads {threads}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn train_refuses_a_folder_with_an_image_of_another_size() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, sizes) in [("a", [32u32, 32]), ("b", [32, 64])] {
+        std::fs::create_dir_all(dir.path().join(class)).unwrap();
+        for (i, size) in sizes.into_iter().enumerate() {
+            image::RgbImage::from_pixel(size, size, image::Rgb([i as u8 * 60, 90, 200]))
+                .save(dir.path().join(format!("{class}/{i}.png")))
+                .unwrap();
+        }
+    }
+    let runs = tempfile::tempdir().unwrap();
+    let out_dir = runs.path().join("run");
+    let out = parnet(&[
+        "train",
+        "--quiet",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert_clean_failure(&out, "b/1.png");
+    assert!(!out_dir.join("last.safetensors").exists());
+}
