@@ -2,6 +2,7 @@
 //! allocation (or a count that wraps around) later.
 
 use anyhow::{Result, bail};
+use parnet_core::models::NetworkSpec;
 
 /// The largest square input any command plans for. Counts of the largest networks at this size
 /// stay far inside `usize`; activations of even one image at this size exceed any CPU's memory.
@@ -11,6 +12,32 @@ pub const MAX_IMAGE_SIZE: usize = 16384;
 pub fn check_image_size(size: usize) -> Result<()> {
     if size == 0 || size > MAX_IMAGE_SIZE {
         bail!("--image-size {size} is out of range: it takes 1 to {MAX_IMAGE_SIZE}");
+    }
+    Ok(())
+}
+
+/// Refuses a network whose largest single weight (a 3x3 convolution between its two widest
+/// stages, a lower bound of its parameters) would not fit in the memory available: building it
+/// would end in a failed allocation instead.
+pub fn check_network_fits(spec: &NetworkSpec) -> Result<()> {
+    let Ok(config) = spec.parnet_config() else {
+        return Ok(()); // the ResNets and the sweep have fixed widths
+    };
+    let w = config.widths;
+    let largest = (1..w.len())
+        .map(|i| (w[i - 1] as u128) * (w[i] as u128) * 9 * 4)
+        .max()
+        .unwrap_or(0);
+    if let Some(available) = available_memory_bytes()
+        && largest > available as u128
+    {
+        bail!(
+            "{} at widths {:?} needs more than {:.1} GiB for one convolution's weights, more than the {:.1} GiB available; use a smaller --width-mult",
+            spec.name,
+            w,
+            largest as f64 / f64::from(1u32 << 30),
+            available as f64 / f64::from(1u32 << 30)
+        );
     }
     Ok(())
 }

@@ -111,6 +111,11 @@ fn sizes_beyond_the_limits_are_refused_up_front() {
         &parnet(&["info", "--model", "parnet-s", "--width-mult", "1e9"]),
         "out of range",
     );
+    // x64 is in range, but parnet-xl's widest convolution alone (2 TB) fits no machine.
+    assert_clean_failure(
+        &parnet(&["info", "--model", "parnet-xl", "--width-mult", "64"]),
+        "for one convolution's weights",
+    );
     assert_clean_failure(
         &parnet(&["info", "--model", "parnet-s", "--image-size", "1000000000"]),
         "--image-size 1000000000 is out of range",
@@ -188,4 +193,85 @@ fn train_refuses_a_folder_with_an_image_of_another_size() {
     ]);
     assert_clean_failure(&out, "b/1.png");
     assert!(!out_dir.join("last.safetensors").exists());
+}
+
+#[test]
+fn an_os_error_is_said_once_and_names_the_file_not_its_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.safetensors");
+    save_model(
+        tiny_parnet_cifar().as_ref(),
+        &tiny_parnet_cifar_spec(),
+        &weights,
+    );
+    let target = dir.path().join("missing-folder/deploy.safetensors");
+    let out = parnet(&[
+        "fuse",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--output",
+        target.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_clean_failure(&out, "deploy.safetensors");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
+    assert!(!stderr.contains(".tmp-"), "{stderr}");
+}
+
+#[test]
+fn a_fractional_run_reports_its_own_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = parnet(&[
+        "train",
+        "--quiet",
+        "--width-mult",
+        "0.0625",
+        "--epochs",
+        "0.01",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("done: 0.01 epochs"), "{stdout}");
+}
+
+#[test]
+fn eval_of_nan_weights_warns() {
+    use parnet_core::io::{read_tensors, write_tensors};
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.safetensors");
+    save_model(
+        tiny_parnet_cifar().as_ref(),
+        &tiny_parnet_cifar_spec(),
+        &weights,
+    );
+    let (mut tensors, metadata) = read_tensors(&weights).unwrap();
+    let conv = tensors
+        .iter_mut()
+        .find(|t| t.name.ends_with("weight") && t.shape.len() == 4)
+        .unwrap();
+    conv.data.fill(f32::NAN);
+    write_tensors(&weights, &tensors, &metadata).unwrap();
+    // Four CIFAR-10 records.
+    let data = dir.path().join("test_batch.bin");
+    let records: Vec<u8> = (0..4u8)
+        .flat_map(|r| std::iter::once(r).chain((0..3072).map(move |i| (i * 7 + r as usize) as u8)))
+        .collect();
+    std::fs::write(&data, records).unwrap();
+    let out = parnet(&[
+        "eval",
+        "--checkpoint",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: the loss is NaN"), "{stderr}");
 }

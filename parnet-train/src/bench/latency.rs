@@ -188,6 +188,7 @@ pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<Latency
         o.batch > 0 && o.runs > 0,
         "--batch and --runs must be positive"
     );
+    crate::limits::check_network_fits(spec)?;
     let mut model = spec.build(0)?;
     if o.fused || o.engine == Engine::Executor {
         model = model.deploy()?;
@@ -277,6 +278,7 @@ pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<Latency
 /// after another).
 pub fn profile_table(spec: &NetworkSpec, o: &LatencyOptions) -> Result<String> {
     use std::fmt::Write;
+    crate::limits::check_network_fits(spec)?;
     let model = spec.build(0)?.deploy()?;
     let size = o.image_size.unwrap_or(model.default_image_size());
     check_image_size(size)?;

@@ -115,6 +115,7 @@ pub fn measure_train_step(spec: &NetworkSpec, p: &TrainStepProtocol) -> Result<T
         "--batch and --steps must be positive"
     );
     crate::limits::check_image_size(p.image_size)?;
+    crate::limits::check_network_fits(spec)?;
     let model = spec.build(p.seed)?;
     ensure!(
         p.image_size > 0 && p.image_size.is_multiple_of(model.input_multiple()),

@@ -49,6 +49,13 @@ pub struct EvalArgs {
 /// Runs `parnet eval` and prints its figures.
 pub fn run(args: &EvalArgs) -> Result<()> {
     let r = run_eval(args)?;
+    if !r.plain.loss.is_finite() {
+        eprintln!(
+            "warning: the loss is {}: the network's outputs hold NaN or infinite values (check the weights in {} and the data)",
+            r.plain.loss,
+            args.checkpoint.display()
+        );
+    }
     if args.json {
         crate::say!("{}", serde_json::to_string_pretty(&r)?);
     } else {

@@ -39,6 +39,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 }
 
 fn model_info(spec: &NetworkSpec, image_size: Option<usize>) -> Result<ModelInfo> {
+    crate::limits::check_network_fits(spec)?;
     let model: Box<dyn Network> = spec.build(0)?;
     let size = image_size.unwrap_or(model.default_image_size());
     crate::limits::check_image_size(size)?;

@@ -57,7 +57,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     } else {
         crate::say!(
             "done: {} epochs, validation top-1 {:.2}%{} (best {:.2}%), {:.0} images/s, {:.0} s; run in {}",
-            summary.epochs_done,
+            summary.epochs,
             100.0 * summary.final_val.top1,
             summary.final_val_flip.map_or(String::new(), |f| format!(
                 " ({:.2}% with flip TTA)",

@@ -37,7 +37,10 @@ pub struct TrainOptions {
 #[derive(Clone, Debug)]
 pub struct TrainSummary {
     pub run_dir: PathBuf,
+    /// Epochs begun (a fractional last epoch counts as one).
     pub epochs_done: usize,
+    /// The run's length in epochs (`train.epochs`, possibly fractional).
+    pub epochs: f64,
     pub final_val: EvalResult,
     /// The final flip-averaged figures (`train.eval_tta = "flip"`).
     pub final_val_flip: Option<EvalResult>,

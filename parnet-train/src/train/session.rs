@@ -85,6 +85,7 @@ pub(super) fn run(
     stop::arm();
     let data = data_setup::build(&cfg)?;
     let spec = network_spec(&cfg, data.num_classes)?;
+    crate::limits::check_network_fits(&spec)?;
     let model = spec.build(cfg.train.seed)?;
     if data.image_size % model.input_multiple() != 0 {
         bail!(
@@ -191,6 +192,7 @@ fn summary(
     TrainSummary {
         run_dir: st.dir.clone(),
         epochs_done: st.pos.epoch,
+        epochs: st.cfg.train.epochs,
         final_val: final_val.plain,
         final_val_flip: final_val.flip,
         best_val_top1: st.pos.best_val_top1,

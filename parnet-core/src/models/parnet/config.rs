@@ -47,8 +47,8 @@ pub const VARIANTS: [&str; 6] = [
     "parnet-cifar",
 ];
 
-/// The largest width multiplier: ParNet-XL at 64x has layers of 245,760 channels, whose
-/// parameters alone would fill a terabyte; past it the counts, not the memory, would overflow.
+/// The largest width multiplier: ParNet-XL at 64x has a layer of 204,800 channels and
+/// hundreds of gigabytes of weights; far past it the counts, not only the memory, overflow.
 pub const MAX_WIDTH_MULT: f64 = 64.0;
 
 impl ParNetConfig {
