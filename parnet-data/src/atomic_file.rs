@@ -79,13 +79,6 @@ impl Drop for AtomicFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
-    file.write_all(bytes)?;
-    file.commit()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use parnet_core::exec::{ExecOptions, Executor};
 use parnet_core::models::Network;
 use parnet_core::nn::Ctx;
 
-use crate::limits::available_memory_bytes;
+use crate::limits::{Pass, check_activations_fit, exec_options};
 
 /// A network and the executors planned for it so far.
 pub struct DeployRunner<'a> {
@@ -49,26 +49,31 @@ impl<'a> DeployRunner<'a> {
 /// autograd graph's eval mode for training-form ones (their exact training-time function).
 pub enum Forward<'a> {
     Executor(DeployRunner<'a>),
-    Graph(&'a dyn Network),
+    /// The network and the input shapes whose activations were found to fit in memory.
+    Graph(&'a dyn Network, Vec<[usize; 4]>),
 }
 
 impl<'a> Forward<'a> {
     pub fn for_model(model: &'a dyn Network) -> Self {
         if model.is_deploy() {
-            let options = ExecOptions {
-                memory_limit_bytes: available_memory_bytes(),
-                ..ExecOptions::default()
-            };
-            Forward::Executor(DeployRunner::new(model, options))
+            Forward::Executor(DeployRunner::new(model, exec_options()))
         } else {
-            Forward::Graph(model)
+            Forward::Graph(model, Vec::new())
         }
     }
 
     pub fn forward(&mut self, x: &Tensor) -> Result<Tensor> {
         match self {
             Forward::Executor(r) => r.forward(x),
-            Forward::Graph(m) => Ok(m.forward(x, Ctx::eval())?),
+            Forward::Graph(m, checked) => {
+                if let &[n, _, h, w] = x.dims()
+                    && !checked.contains(&[n, 3, h, w])
+                {
+                    check_activations_fit(*m, n, (h, w), Pass::Inference)?;
+                    checked.push([n, 3, h, w]);
+                }
+                Ok(m.forward(x, Ctx::eval())?)
+            }
         }
     }
 
@@ -76,7 +81,7 @@ impl<'a> Forward<'a> {
     pub fn engine(&self) -> &'static str {
         match self {
             Forward::Executor(_) => "executor",
-            Forward::Graph(_) => "graph",
+            Forward::Graph(..) => "graph",
         }
     }
 }

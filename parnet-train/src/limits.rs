@@ -2,7 +2,8 @@
 //! allocation (or a count that wraps around) later.
 
 use anyhow::{Result, bail};
-use parnet_core::models::NetworkSpec;
+use parnet_core::exec::ExecOptions;
+use parnet_core::models::{Network, NetworkSpec};
 
 /// The largest square input any command plans for. Counts of the largest networks at this size
 /// stay far inside `usize`; activations of even one image at this size exceed any CPU's memory.
@@ -42,6 +43,61 @@ pub fn check_network_fits(spec: &NetworkSpec) -> Result<()> {
     Ok(())
 }
 
+/// What a pass over activations keeps alive, for [`check_activations_fit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// A forward in eval mode: at least the largest activation at a time.
+    Inference,
+    /// A training step: at least every activation of the deploy form, kept for the backward.
+    Training,
+}
+
+/// Refuses a batch of `batch` images of `height x width` that `model`'s activations could not
+/// hold in the memory available (a lower bound from the deploy form's graph), before any of
+/// them is allocated.
+pub fn check_activations_fit(
+    model: &dyn Network,
+    batch: usize,
+    (height, width): (usize, usize),
+    pass: Pass,
+) -> Result<()> {
+    let Some(available) = available_memory_bytes() else {
+        return Ok(());
+    };
+    let graph = model.deploy_graph((height, width))?;
+    let floats = graph
+        .activation_floats(batch)
+        .map(|(largest, total)| match pass {
+            Pass::Inference => largest,
+            Pass::Training => total,
+        });
+    let bytes = floats.and_then(|f| f.checked_mul(4));
+    if bytes.is_some_and(|b| b <= available) {
+        return Ok(());
+    }
+    let gib = |b: usize| b as f64 / f64::from(1u32 << 30);
+    let need = bytes.map_or("more than the address space".to_string(), |b| {
+        format!("at least {:.1} GiB", gib(b))
+    });
+    let what = match pass {
+        Pass::Inference => "a forward",
+        Pass::Training => "a training step",
+    };
+    bail!(
+        "{}: {what} on a batch of {batch} at {height}x{width} needs {need} of activations, more than the {:.1} GiB available; use a smaller batch or image size",
+        model.name(),
+        gib(available)
+    )
+}
+
+/// The executor's default options, with the memory the machine has free as its limit.
+pub fn exec_options() -> ExecOptions {
+    ExecOptions {
+        memory_limit_bytes: available_memory_bytes(),
+        ..ExecOptions::default()
+    }
+}
+
 /// The memory the OS says is available (`MemAvailable` of `/proc/meminfo`), if it says.
 pub fn available_memory_bytes() -> Option<usize> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -61,6 +117,27 @@ mod tests {
         for bad in [0, MAX_IMAGE_SIZE + 1, usize::MAX] {
             let msg = check_image_size(bad).unwrap_err().to_string();
             assert!(msg.contains(&MAX_IMAGE_SIZE.to_string()), "{msg}");
+        }
+    }
+
+    #[test]
+    fn activations_past_the_memory_are_refused_with_the_figure() {
+        let spec = NetworkSpec {
+            width_mult: Some(0.0625),
+            ..NetworkSpec::new("parnet-cifar", 10)
+        };
+        let model = spec.build(0).unwrap();
+        for pass in [Pass::Inference, Pass::Training] {
+            assert!(check_activations_fit(model.as_ref(), 2, (32, 32), pass).is_ok());
+        }
+        if available_memory_bytes().is_some() {
+            let msg = check_activations_fit(model.as_ref(), 1 << 20, (4096, 4096), Pass::Training)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("a training step") && msg.contains("GiB available"),
+                "{msg}"
+            );
         }
     }
 

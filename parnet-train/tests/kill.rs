@@ -3,6 +3,8 @@
 //! sent SIGTERM checkpoints where it is, says how to resume, and exits cleanly.
 #![cfg(unix)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,14 +18,10 @@ const EXE: &str = env!("CARGO_BIN_EXE_parnet");
 fn long_tiny_run(tmp: &Path) -> (PathBuf, PathBuf) {
     let dir = tmp.join("run");
     let config = tmp.join("tiny.toml");
-    let mut cfg = TrainConfig::load(None).unwrap();
-    cfg.model.width_mult = Some(0.0625);
+    let mut cfg = common::tiny_run_config(tmp);
     cfg.data.synthetic_train = 256;
-    cfg.data.synthetic_val = 64;
     cfg.train.epochs = 40.0;
-    cfg.train.batch_size = 32;
-    cfg.train.out = dir.clone();
-    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
+    common::write_config(&cfg, &config);
     (config, dir)
 }
 

@@ -5,20 +5,14 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::{assert_clean_failure, parnet, save_model, tiny_parnet_cifar, tiny_parnet_cifar_spec};
+use common::{assert_clean_failure, parnet, tiny_weights};
 
 #[test]
 fn fuse_and_infer_refuse_an_output_that_is_an_input_or_a_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let weights = dir.path().join("w.safetensors");
-    save_model(
-        tiny_parnet_cifar().as_ref(),
-        &tiny_parnet_cifar_spec(),
-        &weights,
-    );
+    let weights = tiny_weights(dir.path());
     let before = std::fs::read(&weights).unwrap();
     let w = weights.to_str().unwrap();
     // The same file under another spelling still counts as the same file.
@@ -46,21 +40,22 @@ fn fuse_and_infer_refuse_an_output_that_is_an_input_or_a_folder() {
 
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parnet"))
+    // The reading end is closed before the child starts, so its first write meets a closed pipe
+    // whatever the timing (as `| head -0` would, once head has gone).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_parnet"))
         .args(["info", "--model", "resnet-50"])
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // Close the reading end at once, as `| head -0` would.
-    drop(child.stdout.take());
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child.stderr.unwrap().read_to_string(&mut stderr).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
-        status.success() || status.code().is_none() || status.code() == Some(141),
-        "{status:?}: {stderr}"
+        out.status.success() || out.status.code().is_none() || out.status.code() == Some(141),
+        "{:?}: {stderr}",
+        out.status
     );
 }
 
@@ -69,12 +64,7 @@ fn nan_inputs_give_a_warning_with_the_logits() {
     use parnet_core::io::write_tensors;
     use parnet_core::nn::state::NamedTensor;
     let dir = tempfile::tempdir().unwrap();
-    let weights = dir.path().join("w.safetensors");
-    save_model(
-        tiny_parnet_cifar().as_ref(),
-        &tiny_parnet_cifar_spec(),
-        &weights,
-    );
+    let weights = tiny_weights(dir.path());
     let mut data = vec![0.25f32; 3 * 32 * 32];
     data[100] = f32::NAN;
     let input = NamedTensor {
@@ -140,6 +130,40 @@ fn sizes_beyond_the_limits_are_refused_up_front() {
         .output()
         .unwrap();
     assert_clean_failure(&out, "GiB of activations");
+    // The same on the autograd graph, in eval mode and for a training step.
+    let out = parnet(&[
+        "bench",
+        "latency",
+        "--model",
+        "parnet-s",
+        "--engine",
+        "graph",
+        "--batch",
+        "4096",
+        "--image-size",
+        "2048",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--no-peak",
+    ]);
+    assert_clean_failure(&out, "a forward on a batch of 4096");
+    let out = parnet(&[
+        "bench",
+        "train",
+        "--model",
+        "parnet-cifar",
+        "--batch",
+        "4096",
+        "--image-size",
+        "4096",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert_clean_failure(&out, "a training step on a batch of 4096");
 }
 
 #[test]
@@ -198,12 +222,7 @@ fn train_refuses_a_folder_with_an_image_of_another_size() {
 #[test]
 fn an_os_error_is_said_once_and_names_the_file_not_its_temporary() {
     let dir = tempfile::tempdir().unwrap();
-    let weights = dir.path().join("w.safetensors");
-    save_model(
-        tiny_parnet_cifar().as_ref(),
-        &tiny_parnet_cifar_spec(),
-        &weights,
-    );
+    let weights = tiny_weights(dir.path());
     let target = dir.path().join("missing-folder/deploy.safetensors");
     let out = parnet(&[
         "fuse",
@@ -245,12 +264,7 @@ fn a_fractional_run_reports_its_own_length() {
 fn eval_of_nan_weights_warns() {
     use parnet_core::io::{read_tensors, write_tensors};
     let dir = tempfile::tempdir().unwrap();
-    let weights = dir.path().join("w.safetensors");
-    save_model(
-        tiny_parnet_cifar().as_ref(),
-        &tiny_parnet_cifar_spec(),
-        &weights,
-    );
+    let weights = tiny_weights(dir.path());
     let (mut tensors, metadata) = read_tensors(&weights).unwrap();
     let conv = tensors
         .iter_mut()

@@ -5,23 +5,17 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_clean_failure, parnet};
+use common::{assert_clean_failure, parnet, tiny_run_config, write_config};
 use parnet_train::checkpoint;
 use parnet_train::config::TrainConfig;
 use parnet_train::train::{best_checkpoint, last_checkpoint};
 
 /// A one-epoch tiny run's config in `tmp/tiny.toml`, training into `tmp/run`.
-fn tiny_run_config(tmp: &Path, lr: f64) -> String {
-    let mut cfg = TrainConfig::load(None).unwrap();
-    cfg.model.width_mult = Some(0.0625);
-    cfg.data.synthetic_train = 128;
-    cfg.data.synthetic_val = 64;
-    cfg.train.epochs = 1.0;
-    cfg.train.batch_size = 32;
+fn write_tiny_run_config(tmp: &Path, lr: f64) -> String {
+    let mut cfg = tiny_run_config(tmp);
     cfg.optim.lr = lr;
-    cfg.train.out = tmp.join("run");
     let path = tmp.join("tiny.toml");
-    std::fs::write(&path, cfg.to_toml().unwrap()).unwrap();
+    write_config(&cfg, &path);
     path.to_str().unwrap().to_string()
 }
 
@@ -38,7 +32,7 @@ fn ok(out: std::process::Output) -> String {
 #[test]
 fn resume_honours_more_epochs_and_refuses_what_cannot_change() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tiny_run_config(tmp.path(), 0.1);
+    let config = write_tiny_run_config(tmp.path(), 0.1);
     ok(parnet(&["train", "--quiet", "--config", &config]));
     let run = tmp.path().join("run");
     let r = run.to_str().unwrap();
@@ -73,7 +67,7 @@ fn resume_honours_more_epochs_and_refuses_what_cannot_change() {
 #[test]
 fn an_unreadable_last_checkpoint_falls_back_to_best_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tiny_run_config(tmp.path(), 0.1);
+    let config = write_tiny_run_config(tmp.path(), 0.1);
     ok(parnet(&["train", "--quiet", "--config", &config]));
     let run = tmp.path().join("run");
     assert!(best_checkpoint(&run).exists());
@@ -105,7 +99,7 @@ fn an_unreadable_last_checkpoint_falls_back_to_best_and_says_so() {
 #[test]
 fn a_nan_before_the_first_checkpoint_says_none_was_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tiny_run_config(tmp.path(), 1e30);
+    let config = write_tiny_run_config(tmp.path(), 1e30);
     let out = parnet(&["train", "--quiet", "--config", &config]);
     assert_clean_failure(&out, "no checkpoint was written yet");
     assert!(!last_checkpoint(&tmp.path().join("run")).exists());

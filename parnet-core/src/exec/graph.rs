@@ -235,6 +235,21 @@ impl Graph {
             })
             .sum()
     }
+
+    /// Floats of the largest value and of all values together for `batch` images (`None`: past
+    /// `usize`). The largest bounds any forward's peak from below; the sum bounds what a
+    /// training step keeps for its backward (the training form has more values, not fewer).
+    pub fn activation_floats(&self, batch: usize) -> Option<(usize, usize)> {
+        self.values
+            .iter()
+            .try_fold((0usize, 0usize), |(largest, total), v| {
+                let floats = batch
+                    .checked_mul(v.channels)?
+                    .checked_mul(v.height)?
+                    .checked_mul(v.width)?;
+                Some((largest.max(floats), total.checked_add(floats)?))
+            })
+    }
 }
 
 /// Builds a [`Graph`] node by node, checking every shape as it goes.

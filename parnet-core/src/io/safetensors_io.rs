@@ -21,7 +21,7 @@ fn weights_err(path: &Path, detail: impl Into<String>) -> CoreError {
 /// renamed over the target. A crash leaves either the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // Errors name the file being written, not its temporary stand-in.
-    let io_err = |_: &Path, error| CoreError::Io {
+    let io_err = |error| CoreError::Io {
         path: path.to_path_buf(),
         error,
     };
@@ -38,10 +38,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+        let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
+        f.write_all(bytes).map_err(io_err)?;
+        f.sync_all().map_err(io_err)?;
+        std::fs::rename(&tmp, path).map_err(io_err)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

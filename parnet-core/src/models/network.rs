@@ -4,7 +4,7 @@
 use super::info::ModelInfo;
 use crate::Tensor;
 use crate::error::{Result, invalid};
-use crate::exec::graph::{GraphBuilder, ValueId, ValueShape};
+use crate::exec::graph::{Graph, GraphBuilder, ValueId, ValueShape};
 use crate::exec::{ExecOptions, Executor};
 use crate::nn::{Ctx, Module};
 
@@ -63,6 +63,17 @@ impl<'a> dyn Network + 'a {
         (height, width): (usize, usize),
         options: &ExecOptions,
     ) -> Result<Executor> {
+        Executor::new(
+            &self.deploy_graph((height, width))?,
+            batch,
+            options,
+            self.name(),
+        )
+    }
+
+    /// The deploy form lowered to the executor's graph for images of `height x width` (this
+    /// network reparameterized first if it is in training form).
+    pub fn deploy_graph(&self, (height, width): (usize, usize)) -> Result<Graph> {
         let m = self.input_multiple();
         if height == 0 || width == 0 || !height.is_multiple_of(m) || !width.is_multiple_of(m) {
             return Err(invalid(
@@ -86,6 +97,6 @@ impl<'a> dyn Network + 'a {
             width,
         });
         let out = net.lower(&mut builder, x)?;
-        Executor::new(&builder.finish(out), batch, options, self.name())
+        Ok(builder.finish(out))
     }
 }

@@ -14,7 +14,7 @@ use parnet_core::models::{Network, NetworkSpec};
 use parnet_core::nn::Ctx;
 use serde::Serialize;
 
-use crate::limits::{available_memory_bytes, check_image_size};
+use crate::limits::{Pass, check_activations_fit, check_image_size, exec_options};
 
 /// How one latency figure is taken: `warmup` untimed forwards, then the median of `runs` timed
 /// ones (eval mode, no gradient tracking, streams as `parallel_streams` says).
@@ -204,6 +204,7 @@ pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<Latency
     let isa = Isa::current();
     let (times, macs, conv_kernels) = match o.engine {
         Engine::Graph => {
+            check_activations_fit(model.as_ref(), o.batch, (size, size), Pass::Inference)?;
             let p = LatencyProtocol {
                 batch: o.batch,
                 image_size: size,
@@ -223,7 +224,7 @@ pub fn measure_latency(spec: &NetworkSpec, o: &LatencyOptions) -> Result<Latency
                 } else {
                     Schedule::Sequential
                 },
-                memory_limit_bytes: available_memory_bytes(),
+                ..exec_options()
             };
             let mut exec = model.executor(o.batch, (size, size), &options)?;
             let x = vec![0.5f32; o.batch * 3 * size * size];
@@ -284,8 +285,7 @@ pub fn profile_table(spec: &NetworkSpec, o: &LatencyOptions) -> Result<String> {
     check_image_size(size)?;
     let options = ExecOptions {
         winograd: o.winograd,
-        memory_limit_bytes: available_memory_bytes(),
-        ..ExecOptions::default()
+        ..exec_options()
     };
     let mut exec = model.executor(o.batch, (size, size), &options)?;
     let x = vec![0.5f32; o.batch * 3 * size * size];

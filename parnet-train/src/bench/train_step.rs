@@ -124,6 +124,12 @@ pub fn measure_train_step(spec: &NetworkSpec, p: &TrainStepProtocol) -> Result<T
         model.input_multiple(),
         p.image_size
     );
+    crate::limits::check_activations_fit(
+        model.as_ref(),
+        p.batch,
+        (p.image_size, p.image_size),
+        crate::limits::Pass::Training,
+    )?;
     let sgd = SgdConfig {
         momentum: 0.9,
         dampening: 0.0,

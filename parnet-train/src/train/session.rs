@@ -95,6 +95,12 @@ pub(super) fn run(
             data.image_size
         );
     }
+    crate::limits::check_activations_fit(
+        model.as_ref(),
+        cfg.train.batch_size,
+        (data.image_size, data.image_size),
+        crate::limits::Pass::Training,
+    )?;
     let o = &cfg.optim;
     let sgd = SgdConfig {
         momentum: o.momentum,
