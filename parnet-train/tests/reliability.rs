@@ -272,12 +272,8 @@ fn eval_of_nan_weights_warns() {
         .unwrap();
     conv.data.fill(f32::NAN);
     write_tensors(&weights, &tensors, &metadata).unwrap();
-    // Four CIFAR-10 records.
     let data = dir.path().join("test_batch.bin");
-    let records: Vec<u8> = (0..4u8)
-        .flat_map(|r| std::iter::once(r).chain((0..3072).map(move |i| (i * 7 + r as usize) as u8)))
-        .collect();
-    std::fs::write(&data, records).unwrap();
+    write_four_cifar10_records(&data);
     let out = parnet(&[
         "eval",
         "--checkpoint",
@@ -288,4 +284,70 @@ fn eval_of_nan_weights_warns() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("warning: the loss is NaN"), "{stderr}");
+}
+
+/// Four CIFAR-10 records (labels 0..4) written to `path`.
+fn write_four_cifar10_records(path: &std::path::Path) {
+    let records: Vec<u8> = (0..4u8)
+        .flat_map(|r| std::iter::once(r).chain((0..3072).map(move |i| (i * 7 + r as usize) as u8)))
+        .collect();
+    std::fs::write(path, records).unwrap();
+}
+
+#[test]
+fn flags_that_do_not_fit_the_data_are_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = tiny_weights(dir.path());
+    let data = dir.path().join("test_batch.bin");
+    write_four_cifar10_records(&data);
+    assert_clean_failure(
+        &parnet(&[
+            "eval",
+            "--checkpoint",
+            weights.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--format",
+            "cifar100",
+        ]),
+        "is a CIFAR-10 binary set, not a CIFAR-100",
+    );
+    let folder = dir.path().join("images/a");
+    std::fs::create_dir_all(&folder).unwrap();
+    image::RgbImage::new(8, 8)
+        .save(folder.join("0.png"))
+        .unwrap();
+    let packed = dir.path().join("packed");
+    assert_clean_failure(
+        &parnet(&[
+            "data",
+            "pack",
+            dir.path().join("images").to_str().unwrap(),
+            packed.to_str().unwrap(),
+            "--size",
+            "0",
+        ]),
+        "--size must be at least 1",
+    );
+    assert!(!packed.exists());
+}
+
+#[test]
+fn inspect_ends_its_report_with_a_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("a")).unwrap();
+    image::RgbImage::new(8, 8)
+        .save(dir.path().join("a/0.png"))
+        .unwrap();
+    let out = parnet(&["data", "inspect", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.ends_with(b"\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -102,6 +102,8 @@ fn a_nan_before_the_first_checkpoint_says_none_was_written() {
     let config = write_tiny_run_config(tmp.path(), 1e30);
     let out = parnet(&["train", "--quiet", "--config", &config]);
     assert_clean_failure(&out, "no checkpoint was written yet");
+    // Epochs are counted from 1, as in the progress lines.
+    assert_clean_failure(&out, "at epoch 1, step ");
     assert!(!last_checkpoint(&tmp.path().join("run")).exists());
 }
 
