@@ -119,8 +119,12 @@ pub fn choose_winograd(
 /// `channels` and the output holds `tiles` 4x4 tiles. The transforms cost about as much per
 /// channel as the saved multiplies gain per channel squared, so the more channels, the fewer
 /// tiles it needs. Measured per layer (`exec_conv`, AMD Zen 5, AVX-512, batch 1 and 8, 1 and 2
-/// threads; the table is in docs/BENCHMARKS.md): below 64 channels direct always wins.
-pub const WINOGRAD_F4_FROM: [(usize, usize); 3] = [(256, 4), (96, 16), (64, 64)];
+/// threads; the table is in docs/BENCHMARKS.md): below 64 channels direct always wins. From 256
+/// channels the layers alone pay at 4 tiles (a 7x7 map), but inside a network at batch 1 their
+/// transformed weights (4x the direct ones: 38 MB for 512 channels) come cold from memory each
+/// run and lose to the direct path (ResNet-50's 7x7 stage: 0.8-1.0 ms direct, 1.0-1.3 ms
+/// Winograd); from 8 tiles (batch 2 at 7x7) the reads are shared enough.
+pub const WINOGRAD_F4_FROM: [(usize, usize); 3] = [(256, 8), (96, 16), (64, 64)];
 
 /// A graph planned for one batch size.
 pub struct Plan {
