@@ -24,6 +24,7 @@
 //! - [`models`]: the [`models::Network`] interface, the registry that builds every network by
 //!   name ([`models::NetworkSpec`]), ParNet, its sequential twin, the depth sweep, the ResNets.
 //! - [`training`]: the one training step.
+//! - [`onnx`]: the ONNX export of a network's deploy form (prost messages of `onnx.proto`).
 
 pub mod autograd;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod io;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod reparam;

@@ -14,9 +14,9 @@ use std::fs;
 use std::path::Path;
 
 /// Top-level modules from the bottom up; each may depend only on modules before it.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "error", "tensor", "testing", "kernels", "autograd", "ops", "nn", "reparam", "optim", "io",
-    "exec", "models", "training", "lib",
+    "exec", "models", "training", "onnx", "lib",
 ];
 
 type ModPath = Vec<String>;

@@ -7,6 +7,7 @@ mod bench_latency;
 mod bench_train;
 mod data;
 mod eval;
+mod export;
 mod fuse;
 mod infer;
 mod info;
@@ -21,6 +22,7 @@ pub use bench_latency::BenchLatencyArgs;
 pub use bench_train::BenchTrainArgs;
 pub use data::DataCommand;
 pub use eval::{EvalArgs, run_eval};
+pub use export::{ExportCommand, ExportOnnxArgs};
 pub use fuse::{FuseArgs, fuse_weights};
 pub use infer::{InferArgs, infer_file};
 pub use info::{InfoArgs, info_json, info_text};
@@ -52,6 +54,11 @@ pub enum Command {
     Infer(InferArgs),
     /// Reparameterize training weights into deploy weights.
     Fuse(FuseArgs),
+    /// Write a network in another format (ONNX).
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
     /// Timing commands.
     Bench {
         #[command(subcommand)]
@@ -82,6 +89,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Fuse(args) => fuse::run(args),
+        Command::Export { what } => export::run(what),
         Command::Bench {
             what: BenchCommand::Latency(args),
         } => bench_latency::run(args),
