@@ -141,7 +141,7 @@ pub struct CheckpointMeta {
 /// The metadata key of [`CheckpointMeta::data_images`].
 pub const DATA_IMAGES_KEY: &str = "data_images";
 
-fn fmt3(v: [f32; 3]) -> String {
+pub fn fmt3(v: [f32; 3]) -> String {
     format!("{},{},{}", v[0], v[1], v[2])
 }
 

@@ -136,7 +136,7 @@ fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<(Vec<f32>, b
     })
 }
 
-fn f16_to_f32(h: u16) -> f32 {
+pub(super) fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as u32;
     let frac = (h & 0x3ff) as u32;

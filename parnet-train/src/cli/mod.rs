@@ -9,6 +9,7 @@ mod data;
 mod eval;
 mod export;
 mod fuse;
+mod import;
 mod infer;
 mod info;
 mod study;
@@ -24,6 +25,7 @@ pub use data::DataCommand;
 pub use eval::{EvalArgs, run_eval};
 pub use export::{ExportCommand, ExportOnnxArgs};
 pub use fuse::{FuseArgs, fuse_weights};
+pub use import::{IMAGENET_CROP_PCT, ImportArgs, ImportReport, import_checkpoint};
 pub use infer::{InferArgs, infer_file};
 pub use info::{InfoArgs, info_json, info_text};
 pub use study::{DepthArgs, StudyCommand};
@@ -54,6 +56,8 @@ pub enum Command {
     Infer(InferArgs),
     /// Reparameterize training weights into deploy weights.
     Fuse(FuseArgs),
+    /// Read a PyTorch checkpoint (e.g. the official weights) into our weights format.
+    Import(ImportArgs),
     /// Write a network in another format (ONNX).
     Export {
         #[command(subcommand)]
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Fuse(args) => fuse::run(args),
+        Command::Import(args) => import::run(args),
         Command::Export { what } => export::run(what),
         Command::Bench {
             what: BenchCommand::Latency(args),
