@@ -5,6 +5,7 @@ use image::imageops::FilterType;
 use image::{ImageBuffer, Rgb};
 use rand::RngExt;
 
+use super::resample::{Filter, resize_like_pil};
 use crate::image::Image;
 
 /// Resampling filter for resizes and warps.
@@ -31,14 +32,6 @@ impl Interpolation {
                 }
             }
             other => other,
-        }
-    }
-
-    fn filter(self) -> FilterType {
-        match self {
-            Interpolation::Nearest => FilterType::Nearest,
-            Interpolation::Bilinear => FilterType::Triangle,
-            Interpolation::Bicubic | Interpolation::Random => FilterType::CatmullRom,
         }
     }
 }
@@ -112,7 +105,8 @@ pub fn flip_horizontal(image: &mut Image) {
     }
 }
 
-/// Resizes `src` to `height x width` (antialiased when shrinking, as PIL).
+/// Resizes `src` to `height x width`: bilinear and bicubic exactly as Pillow (antialiased when
+/// shrinking; [`resize_like_pil`]), nearest through the `image` crate.
 pub fn resize(
     src: &Image,
     out: &mut Image,
@@ -124,14 +118,22 @@ pub fn resize(
         out.clone_from(src);
         return;
     }
-    let view: ImageBuffer<Rgb<u8>, &[u8]> =
-        ImageBuffer::from_raw(src.width as u32, src.height as u32, &src.data[..])
-            .expect("Image invariant: data.len() == h*w*3");
-    let resized =
-        image::imageops::resize(&view, width as u32, height as u32, interpolation.filter());
-    out.height = height;
-    out.width = width;
-    out.data = resized.into_raw();
+    match interpolation {
+        Interpolation::Bilinear => resize_like_pil(src, out, height, width, Filter::Bilinear),
+        Interpolation::Bicubic | Interpolation::Random => {
+            resize_like_pil(src, out, height, width, Filter::Bicubic)
+        }
+        Interpolation::Nearest => {
+            let view: ImageBuffer<Rgb<u8>, &[u8]> =
+                ImageBuffer::from_raw(src.width as u32, src.height as u32, &src.data[..])
+                    .expect("Image invariant: data.len() == h*w*3");
+            let resized =
+                image::imageops::resize(&view, width as u32, height as u32, FilterType::Nearest);
+            out.height = height;
+            out.width = width;
+            out.data = resized.into_raw();
+        }
+    }
 }
 
 /// Crops the window `(top, left, height, width)` (inside `src`) and resizes it to `out_h x out_w`.

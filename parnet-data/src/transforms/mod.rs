@@ -5,6 +5,7 @@
 pub mod geometry;
 pub mod normalize;
 pub mod randaugment;
+pub mod resample;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,10 @@ pub use normalize::{
     CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, NormalizeTable, RandomErasing,
 };
 pub use randaugment::RandAugment;
+
+/// timm's default evaluation `crop_pct` of the ImageNet networks (spec 7.1): resize the shorter
+/// side to `floor(size / 0.875)`, then centre-crop `size`.
+pub const IMAGENET_CROP_PCT: f64 = 0.875;
 
 /// One step on u8 images.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -236,16 +241,35 @@ impl Pipeline {
     }
 
     /// timm ImageNet evaluation: resize the shorter side to `floor(size / 0.875)` (bicubic),
-    /// centre-crop `size`.
+    /// centre-crop `size`, ImageNet mean/std.
     pub fn imagenet_eval(size: usize) -> Self {
+        Self::resize_center_crop_eval(
+            size,
+            IMAGENET_CROP_PCT,
+            Interpolation::Bicubic,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+        )
+    }
+
+    /// timm's evaluation transform of any crop: resize the shorter side to
+    /// `floor(size / crop_pct)` with `interpolation` (Pillow's pixels for bilinear and bicubic),
+    /// centre-crop `size x size` (torchvision's rounding), normalise with `mean`/`std`.
+    pub fn resize_center_crop_eval(
+        size: usize,
+        crop_pct: f64,
+        interpolation: Interpolation,
+        mean: [f32; 3],
+        std: [f32; 3],
+    ) -> Self {
         Pipeline {
             ops: vec![ImageOp::ResizeCenterCrop {
-                resize: (size as f64 / 0.875).floor() as usize,
+                resize: (size as f64 / crop_pct).floor() as usize,
                 crop: size,
-                interpolation: Interpolation::Bicubic,
+                interpolation,
             }],
-            mean: IMAGENET_MEAN,
-            std: IMAGENET_STD,
+            mean,
+            std,
             random_erasing: None,
         }
     }

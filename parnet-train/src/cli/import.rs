@@ -14,9 +14,7 @@ use parnet_data::transforms::{CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET
 use super::args::{ModelArgs, check_output_path};
 use crate::checkpoint::{fmt3, save_weights};
 
-/// The evaluation crop of the ImageNet networks: timm's default `crop_pct` (resize the shorter
-/// side to `floor(size / 0.875)`, then centre-crop `size`), the official evaluation (spec 7.1).
-pub const IMAGENET_CROP_PCT: f64 = 0.875;
+pub use parnet_data::transforms::IMAGENET_CROP_PCT;
 
 /// Options of `parnet import`.
 #[derive(Args, Debug, Clone)]
