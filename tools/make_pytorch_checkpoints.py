@@ -14,7 +14,11 @@ parnet-train/tests/fixtures/:
   10 classes), a bare state dict in the legacy format (`_use_new_zipfile_serialization=False`).
 * `pytorch_checkpoints.io.safetensors`: for each case an `input` [2,3,H,W] and the eval-mode
   logits of its weights (`<case>.logits`, and `<case>.logits_ema` for the EMA weights), computed
-  in float64 from the float32 weights and rounded once.
+  in float64 from the float32 weights and rounded once; and `parnet_s.folder_loss`, the mean
+  cross-entropy of the raw parnet_s weights over the PNG images of
+  parnet-data/tests/fixtures/eval (`EVAL_FOLDER`: class 0 `a`, class 1 `b`) after timm's
+  evaluation transform (torchvision Resize(256, bicubic), CenterCrop(224), ImageNet mean/std):
+  what `parnet eval` of the imported weights on that folder must print.
 
 Run: tools/.venv/bin/python tools/make_pytorch_checkpoints.py  (tools/setup_venv.sh makes the venv)
 The logits file is byte-identical on each run; torch.save's zip holds a random serialization id,
@@ -31,6 +35,9 @@ from parnet_reference import ParNet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "parnet-train", "tests", "fixtures")
+EVAL_IMAGES = os.path.join(HERE, "..", "parnet-data", "tests", "fixtures", "eval")
+# class folder -> images (tools/make_eval_golden.py makes them)
+EVAL_FOLDER = {"a": ["portrait.png", "small.png"], "b": ["landscape.png", "gray.png", "bilinear.png"]}
 
 # name, layout, widths, classes, input size, seed, file, timm dict?
 CASES = [
@@ -42,6 +49,31 @@ CASES = [
 def logits(model, x):
     with torch.no_grad():
         return copy.deepcopy(model).double().eval()(x.double()).float()
+
+
+def folder_loss(model):
+    """Mean cross-entropy over EVAL_FOLDER after timm's evaluation transform, in float64."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    transform = T.Compose(
+        [
+            T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(224),
+            T.ToTensor(),
+            T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
+    images, labels = [], []
+    for label, folder in enumerate(sorted(EVAL_FOLDER)):
+        for name in EVAL_FOLDER[folder]:
+            image = Image.open(os.path.join(EVAL_IMAGES, name)).convert("RGB")
+            images.append(transform(image))
+            labels.append(label)
+    x = torch.stack(images).double()
+    with torch.no_grad():
+        out = copy.deepcopy(model).double().eval()(x)
+    return torch.nn.functional.cross_entropy(out, torch.tensor(labels)).reshape(1).float()
 
 
 def main():
@@ -57,6 +89,8 @@ def main():
         x = torch.randn(2, 3, size, size, generator=gen)
         io[f"{name}.input"] = x
         io[f"{name}.logits"] = logits(model, x)
+        if name == "parnet_s":
+            io[f"{name}.folder_loss"] = folder_loss(model)
         path = os.path.join(OUT, file)
         if timm:
             ema = copy.deepcopy(model)

@@ -216,3 +216,97 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem_and_nothing_written
     assert_clean_failure(&import(&cifar, &copy, &copy), "would destroy it");
     assert_eq!(std::fs::read(&copy).unwrap(), lbytes);
 }
+
+/// `parnet eval --json` of `weights` on `data`, plus `extra` arguments: the plain loss.
+fn eval_loss(weights: &Path, data: &Path, extra: &[&str]) -> f64 {
+    let mut args = vec![
+        "eval",
+        "--checkpoint",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let run = parnet(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["images"], 5);
+    report["loss"].as_f64().unwrap()
+}
+
+#[test]
+fn imported_weights_evaluate_an_imagenet_folder_as_timm_does() {
+    // The class folders of tools/make_pytorch_checkpoints.py's EVAL_FOLDER, images of several
+    // sizes (one grayscale, one smaller than the resize), from parnet-data's fixtures.
+    let dir = tempfile::tempdir().unwrap();
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../parnet-data/tests/fixtures/eval");
+    let data = dir.path().join("val");
+    for (class, names) in [
+        ("a", &["portrait.png", "small.png"][..]),
+        ("b", &["landscape.png", "gray.png", "bilinear.png"][..]),
+    ] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for name in names {
+            std::fs::copy(images.join(name), data.join(class).join(name)).unwrap();
+        }
+    }
+    let weights = dir.path().join("w.safetensors");
+    let model = [
+        "--model",
+        "parnet-s",
+        "--width-mult",
+        "0.0625",
+        "--classes",
+        "10",
+    ];
+    assert!(
+        import(&model, &fixture("parnet_s_x0.0625.pth.tar"), &weights)
+            .status
+            .success()
+    );
+    let fused = dir.path().join("fused.safetensors");
+    let run = parnet(&[
+        "fuse",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--output",
+        fused.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // Our f32 loss has come out equal to PyTorch's float64 one rounded to f32; allow a few ulps
+    // for other accumulation orders (ISA levels).
+    let want = golden("parnet_s.folder_loss").to_vec()[0] as f64;
+    for file in [&weights, &fused] {
+        let loss = eval_loss(file, &data, &[]);
+        println!("{}: loss {loss:.9}, PyTorch {want:.9}", file.display());
+        assert!((loss - want).abs() <= 1e-6, "{loss} vs {want}");
+    }
+    // The comparison sees the crop: this random network's outputs hardly depend on its input
+    // (the loss moves by 3e-6 for crop_pct 1.0, 1e-5 for a 192 crop, not at all for a bilinear
+    // resize, whose pixels parnet-data's eval_transform test checks), but past the tolerance.
+    for other in [&["--crop-pct", "1.0"][..], &["--image-size", "192"][..]] {
+        let loss = eval_loss(&weights, &data, other);
+        assert!((loss - want).abs() > 2e-6, "{other:?}: {loss} vs {want}");
+    }
+    // A crop_pct outside (0, 1] is refused.
+    let run = parnet(&[
+        "eval",
+        "--checkpoint",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--crop-pct",
+        "1.5",
+    ]);
+    assert_clean_failure(&run, "--crop-pct must be in (0, 1]");
+}

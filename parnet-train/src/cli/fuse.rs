@@ -37,9 +37,17 @@ pub fn run(args: &FuseArgs) -> Result<()> {
 }
 
 /// Metadata of a training checkpoint that stays true of its deploy weights: the data
-/// normalisation and the run that trained them (so `parnet eval`, also with `--held-out`, works
-/// on the deploy file as on the checkpoint).
-const CARRIED_METADATA: [&str; 5] = ["mean", "std", "image_size", "config", DATA_IMAGES_KEY];
+/// normalisation, the evaluation crop and origin of imported weights, and the run that trained
+/// them (so `parnet eval`, also with `--held-out`, works on the deploy file as on the checkpoint).
+const CARRIED_METADATA: [&str; 7] = [
+    "mean",
+    "std",
+    "image_size",
+    "crop_pct",
+    "imported_from",
+    "config",
+    DATA_IMAGES_KEY,
+];
 
 /// Loads training weights (plain, or a training checkpoint) of `spec` (or of the network the
 /// file records), builds the deploy form ([`parnet_core::models::Network::deploy`]), writes it
