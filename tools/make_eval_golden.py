@@ -9,9 +9,10 @@ Pillow (and torchvision, when importable: the two must agree here) makes of them
 
 * `golden/<case>.crop.png`: the centre crop after the resize, Pillow's pixels (PNG is lossless);
 * `golden/bilinear.tensor.safetensors`: `tensor`, f32 [3, 160, 160] after ToTensor and Normalize;
-* `golden/jpeg.decoded.png`: Pillow's (libjpeg-turbo's) decoding of `landscape.jpg`, since JPEG
-  decoders differ by a level or two and the Rust test must see how far ours is, and
-  `golden/jpeg.crop.png`, the transform of that decoding.
+* `<case>.jpg` (quality 90, 4:2:0; the grayscale one single-channel) and
+  `golden/<case>.jpg.crop.png`: the same transform of Pillow's (libjpeg-turbo's) decoding, and
+  `golden/jpeg.decoded.png`, that decoding of `landscape.jpg`: JPEG decoders differ by a level
+  or two, and the Rust test must see how far ours is.
 
 Cases: portrait and landscape shrinking to 256 (size 224, crop_pct 0.875), an image smaller
 than 256 (upsampled), a grayscale PNG (converted to RGB), and bilinear at size 160, crop_pct 0.9
@@ -123,16 +124,18 @@ def main():
             save_safetensors(
                 os.path.join(OUT, "golden", "bilinear.tensor.safetensors"), {"tensor": to_tensor(crop)}
             )
-    jpeg = io.BytesIO()
-    Image.open(os.path.join(OUT, "landscape.png")).save(jpeg, "JPEG", quality=90)
-    with open(os.path.join(OUT, "landscape.jpg"), "wb") as f:
-        f.write(jpeg.getvalue())
-    decoded = Image.open(os.path.join(OUT, "landscape.jpg")).convert("RGB")
-    golden["jpeg.decoded"] = np.asarray(decoded)
-    golden["jpeg.crop"] = timm_eval(decoded, 224, 0.875, "bicubic")
+    for name, _, _, size, crop_pct, filter_name in CASES:
+        jpeg = io.BytesIO()
+        Image.open(os.path.join(OUT, f"{name}.png")).save(jpeg, "JPEG", quality=90)
+        with open(os.path.join(OUT, f"{name}.jpg"), "wb") as f:
+            f.write(jpeg.getvalue())
+        decoded = Image.open(os.path.join(OUT, f"{name}.jpg")).convert("RGB")
+        golden[f"{name}.jpg.crop"] = timm_eval(decoded, size, crop_pct, filter_name)
+        if name == "landscape":
+            golden["jpeg.decoded"] = np.asarray(decoded)
     for name, pixels in golden.items():
         Image.fromarray(pixels).save(os.path.join(OUT, "golden", f"{name}.png"), optimize=True)
-    print(f"wrote {len(CASES) + 1} images and {len(golden) + 1} golden files to {OUT}")
+    print(f"wrote {2 * len(CASES)} images and {len(golden) + 1} golden files to {OUT}")
 
 
 if __name__ == "__main__":

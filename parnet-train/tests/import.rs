@@ -291,6 +291,10 @@ fn imported_weights_evaluate_an_imagenet_folder_as_timm_does() {
         println!("{}: loss {loss:.9}, PyTorch {want:.9}", file.display());
         assert!((loss - want).abs() <= 1e-6, "{loss} vs {want}");
     }
+    // The shipped config is the same transform, stated.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/imagenet-eval.toml");
+    let loss = eval_loss(&fused, &data, &["--config", config.to_str().unwrap()]);
+    assert!((loss - want).abs() <= 1e-6, "--config: {loss} vs {want}");
     // The comparison sees the crop: this random network's outputs hardly depend on its input
     // (the loss moves by 3e-6 for crop_pct 1.0, 1e-5 for a 192 crop, not at all for a bilinear
     // resize, whose pixels parnet-data's eval_transform test checks), but past the tolerance.
@@ -308,5 +312,16 @@ fn imported_weights_evaluate_an_imagenet_folder_as_timm_does() {
         "--crop-pct",
         "1.5",
     ]);
-    assert_clean_failure(&run, "--crop-pct must be in (0, 1]");
+    assert_clean_failure(&run, "crop_pct must be in (0, 1]");
+    let missing = dir.path().join("missing.toml");
+    let run = parnet(&[
+        "eval",
+        "--checkpoint",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--config",
+        missing.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&run, "missing.toml");
 }

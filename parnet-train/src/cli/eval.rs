@@ -8,14 +8,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use parnet_data::datasets::cifar::{CifarLabel, Split};
-use parnet_data::transforms::IMAGENET_CROP_PCT;
-use parnet_data::{
-    DataFormat, Dataset, Interpolation, Loader, LoaderConfig, OpenOptions, Pipeline, open_dataset,
-};
+use parnet_data::{DataFormat, Dataset, Loader, LoaderConfig, OpenOptions, open_dataset};
 
 use super::args::ModelArgs;
-use crate::checkpoint::{DATA_IMAGES_KEY, load_network, parse3};
-use crate::config::{Augment, TrainConfig};
+use super::eval_settings::{EvalConfig, EvalInterpolation, EvalSettings};
+use crate::checkpoint::{DATA_IMAGES_KEY, load_network};
+use crate::config::TrainConfig;
 use crate::data_setup;
 use crate::deploy::Forward;
 use crate::evaluate::{EvalResult, Evaluation, Tta, evaluate_by};
@@ -35,20 +33,25 @@ pub struct EvalArgs {
     /// cifar10, cifar100 or folder (default: recognised from the path).
     #[arg(long, conflicts_with = "held_out")]
     pub format: Option<String>,
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
+    /// An evaluation config: its `[eval]` table gives image_size, crop_pct, interpolation,
+    /// mean, std and batch_size (e.g. configs/imagenet-eval.toml); flags override it.
+    #[arg(long, conflicts_with = "held_out")]
+    pub config: Option<PathBuf>,
+    /// Images per batch (default 256).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Evaluate as timm does: resize the shorter side to floor(image_size / crop_pct), then
     /// centre-crop image_size (default: the crop the file records: `parnet import` of an
     /// ImageNet network writes timm's 0.875, a run trained with ImageNet augmentation uses it
     /// too; without one, images are only normalised and must all have the network's size).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "held_out")]
     pub crop_pct: Option<f64>,
     /// The evaluation crop's side (default: the file's image_size).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "held_out")]
     pub image_size: Option<usize>,
     /// The resize's filter with --crop-pct (Pillow's pixels, as timm's PIL transforms).
-    #[arg(long, value_enum, default_value_t = EvalInterpolation::Bicubic)]
-    pub interpolation: EvalInterpolation,
+    #[arg(long, value_enum, conflicts_with = "held_out")]
+    pub interpolation: Option<EvalInterpolation>,
     /// Also report the prediction averaged over each image and its mirror image.
     #[arg(long, value_enum, default_value_t = Tta::None)]
     pub tta: Tta,
@@ -59,30 +62,6 @@ pub struct EvalArgs {
     pub held_out: bool,
     #[arg(long)]
     pub json: bool,
-}
-
-/// Filters of the evaluation resize.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EvalInterpolation {
-    Bilinear,
-    Bicubic,
-}
-
-impl From<EvalInterpolation> for Interpolation {
-    fn from(value: EvalInterpolation) -> Self {
-        match value {
-            EvalInterpolation::Bilinear => Interpolation::Bilinear,
-            EvalInterpolation::Bicubic => Interpolation::Bicubic,
-        }
-    }
-}
-
-/// How evaluation images are brought to the network's input.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EvalCrop {
-    pub image_size: usize,
-    pub crop_pct: f64,
-    pub interpolation: Interpolation,
 }
 
 /// Runs `parnet eval` and prints its figures.
@@ -125,20 +104,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<Evaluation> {
     let loaded = load_network(spec.as_ref(), path, false)?;
     let (model, metadata) = (loaded.model, loaded.file_metadata);
     let loader = if args.held_out {
-        held_out_loader(&metadata, path, args.data.as_deref(), args.batch_size)?
+        let batch_size = args.batch_size.unwrap_or(256);
+        held_out_loader(&metadata, path, args.data.as_deref(), batch_size)?
     } else {
         let data = args
             .data
             .as_deref()
             .expect("clap requires --data without --held-out");
-        let crop = eval_crop(args, &metadata)?;
-        data_set_loader(
-            &metadata,
-            data,
-            args.format.as_deref(),
-            crop,
-            args.batch_size,
-        )?
+        let settings = EvalSettings::resolve(args.given()?, &metadata, path)?;
+        data_set_loader(data, args.format.as_deref(), &settings)?
     };
     let classes = loader.dataset().num_classes();
     if classes > model.num_classes() {
@@ -153,67 +127,32 @@ pub fn run_eval(args: &EvalArgs) -> Result<Evaluation> {
     evaluate_by(&mut |x| forward.forward(x), classes, &loader, args.tta)
 }
 
-/// The resize-and-crop of `args`, else the one the file records (its `crop_pct`, or a run
-/// config with ImageNet augmentation), else none.
-pub fn eval_crop(args: &EvalArgs, metadata: &HashMap<String, String>) -> Result<Option<EvalCrop>> {
-    let file = args.checkpoint.display();
-    let recorded = match metadata.get("crop_pct") {
-        Some(text) => Some(
-            text.parse::<f64>()
-                .map_err(|_| anyhow!("{file} records crop_pct {text:?}, which is not a number"))?,
-        ),
-        None => metadata
-            .get("config")
-            .and_then(|text| TrainConfig::from_toml(text, "").ok())
-            .filter(|cfg| cfg.data.augment == Augment::Imagenet)
-            .map(|_| IMAGENET_CROP_PCT),
-    };
-    let Some(crop_pct) = args.crop_pct.or(recorded) else {
-        if args.image_size.is_some() {
-            bail!("--image-size needs --crop-pct ({file} records no evaluation crop)");
-        }
-        return Ok(None);
-    };
-    if !(crop_pct > 0.0 && crop_pct <= 1.0) {
-        bail!("--crop-pct must be in (0, 1], got {crop_pct}");
+impl EvalArgs {
+    /// The transform settings the flags give (the rest comes from the config and the file).
+    fn given(&self) -> Result<EvalConfig> {
+        let flags = EvalConfig {
+            image_size: self.image_size,
+            crop_pct: self.crop_pct,
+            interpolation: self.interpolation,
+            batch_size: self.batch_size,
+            ..EvalConfig::default()
+        };
+        Ok(match &self.config {
+            Some(path) => flags.or(EvalConfig::load(path)?),
+            None => flags,
+        })
     }
-    let image_size = match args.image_size {
-        Some(size) => size,
-        None => {
-            let text = metadata.get("image_size").ok_or_else(|| {
-                anyhow!("{file} records no image_size: give the crop's side with --image-size")
-            })?;
-            text.parse()
-                .map_err(|_| anyhow!("{file} records image_size {text:?}, not a whole number"))?
-        }
-    };
-    if image_size == 0 {
-        bail!("--image-size must be positive");
-    }
-    Ok(Some(EvalCrop {
-        image_size,
-        crop_pct,
-        interpolation: args.interpolation.into(),
-    }))
 }
 
-/// Every image of `data`; `format` picks CIFAR labels or split for binary sets; `crop` resizes
-/// and centre-crops each image (else they must all have one size).
-fn data_set_loader(
-    metadata: &HashMap<String, String>,
-    data: &Path,
-    format: Option<&str>,
-    crop: Option<EvalCrop>,
-    batch_size: usize,
-) -> Result<Loader> {
-    let mean = metadata.get("mean").map(|s| parse3(s)).transpose()?;
-    let std = metadata.get("std").map(|s| parse3(s)).transpose()?;
+/// Every image of `data` through the transform of `settings` (without a crop every image must
+/// have one size); `format` picks CIFAR labels or split for binary sets.
+fn data_set_loader(data: &Path, format: Option<&str>, settings: &EvalSettings) -> Result<Loader> {
     let mut options = OpenOptions {
         split: Split::Test,
         cifar_label: CifarLabel::Fine,
         skip_corrupt: false,
         // Without a crop evaluation normalises only, so every image must have one size.
-        uniform_size: crop.is_none(),
+        uniform_size: settings.crop.is_none(),
     };
     match format {
         None | Some("cifar10") | Some("cifar100") | Some("folder") => {}
@@ -243,18 +182,11 @@ fn data_set_loader(
         );
     }
     let set: Arc<dyn Dataset> = Arc::from(opened.dataset);
-    let default_norm = Pipeline::cifar_eval();
-    let (mean, std) = (
-        mean.unwrap_or(default_norm.mean),
-        std.unwrap_or(default_norm.std),
-    );
-    let pipeline = match crop {
-        Some(c) => {
-            Pipeline::resize_center_crop_eval(c.image_size, c.crop_pct, c.interpolation, mean, std)
-        }
-        None => Pipeline::normalize_only(mean, std),
-    };
-    Ok(Loader::new(set, pipeline, LoaderConfig::eval(batch_size))?)
+    Ok(Loader::new(
+        set,
+        settings.pipeline(),
+        LoaderConfig::eval(settings.batch_size),
+    )?)
 }
 
 /// The validation loader of the run that wrote `file`, rebuilt from its stored config with the

@@ -7,6 +7,7 @@ mod bench_latency;
 mod bench_train;
 mod data;
 mod eval;
+pub mod eval_settings;
 mod export;
 mod fuse;
 mod import;
