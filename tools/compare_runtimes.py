@@ -16,9 +16,12 @@ that the previous runtime's worker threads have stopped spinning); each figure i
 parnet-rs is timed by its own binary (`target/release/parnet bench latency --json`, built first
 with `cargo build --release --bin parnet`), with the same thread count.
 
-ONNX Runtime gets the graph `torch.onnx.export` makes of the fused PyTorch model (opset 17),
-with `intra_op_num_threads` = the thread count, sequential execution and every graph
-optimisation. `--json FILE` writes every measurement.
+ONNX Runtime runs two graphs, each with `intra_op_num_threads` = the thread count, sequential
+execution and every graph optimisation: the one `torch.onnx.export` makes of the fused PyTorch
+model (opset 17), and the one `parnet export onnx` writes of the same weights (imported with
+`parnet import` from the unfused PyTorch model's state dict): the very deploy graph our executor
+runs. Before timing, that export's logits are checked against PyTorch's. `--json FILE` writes
+every measurement.
 """
 
 import argparse
@@ -57,7 +60,8 @@ OURS = {
 
 
 def torch_model(name):
-    """The fused PyTorch model of a case, eval mode, random weights, non-trivial BN stats."""
+    """The fused PyTorch model of a case, eval mode, random weights, non-trivial BN stats, and
+    the state dict of its unfused form."""
     g = torch.Generator().manual_seed(1)
     if name == "resnet-50":
         import torchvision
@@ -78,9 +82,27 @@ def torch_model(name):
                 m.bias.copy_(torch.rand(c, generator=g) - 0.5)
                 m.running_mean.copy_(torch.rand(c, generator=g) - 0.5)
                 m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g))
+    state = copy.deepcopy(model.state_dict())
     if name != "resnet-50":
         model = fuse_model(copy.deepcopy(model)).eval()
-    return model
+    return model, state
+
+
+def parnet_export(name, state, batch, size, tmp):
+    """`parnet import` of `state`, then `parnet export onnx` at a fixed batch: the file's path."""
+    model, width = OURS[name]
+    binary = os.path.join(ROOT, "target", "release", "parnet")
+    checkpoint = os.path.join(tmp, f"{name}.pth")
+    weights = os.path.join(tmp, f"{name}.safetensors")
+    onnx_path = os.path.join(tmp, f"{name}-{batch}-{size}.parnet.onnx")
+    torch.save(state, checkpoint)
+    width_args = ["--width-mult", str(width)] if width is not None else []
+    subprocess.run([binary, "import", "--checkpoint", checkpoint, "--model", model, *width_args,
+                    "--output", weights], check=True, capture_output=True)
+    subprocess.run([binary, "export", "onnx", "--weights", weights, "--batch", str(batch),
+                    "--image-size", str(size), "--output", onnx_path], check=True,
+                   capture_output=True)
+    return onnx_path
 
 
 def time_fn(fn, warmup, runs):
@@ -127,17 +149,19 @@ def torch_forms(model, x, threads):
 
 
 def ort_session(model, x, threads, path):
+    """ONNX Runtime on `path`, exported from `model` first unless `model` is None."""
     import onnxruntime as ort
 
-    torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"],
-                      output_names=["logits"], dynamo=False)
+    if model is not None:
+        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"],
+                          output_names=["logits"], dynamo=False)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    feed = {"input": x.numpy()}
+    feed = {sess.get_inputs()[0].name: x.numpy()}
     return lambda: sess.run(None, feed)
 
 
@@ -186,8 +210,16 @@ def main():
     for case in args.cases.split(","):
         name, batch, size = case.split(":")
         batch, size = int(batch), int(size)
-        model = torch_model(name)
+        model, state = torch_model(name)
         x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
+        ours_onnx = parnet_export(name, state, batch, size, tmp)
+        with torch.no_grad():
+            want = model(x).numpy()
+        got = ort_session(None, x, 1, ours_onnx)()[0]
+        error = float(abs(got - want).max() / abs(want).max())
+        print(f"{name}: ONNX Runtime on parnet's export vs PyTorch, relative error {error:.2e}")
+        if error > 1e-4:
+            sys.exit(f"{name}: parnet's ONNX export disagrees with PyTorch ({error:.2e})")
         for threads in map(int, args.threads.split(",")):
             runtimes = {"parnet-rs executor": lambda: ours(name, batch, size, threads,
                                                            args.warmup, args.runs)}
@@ -198,6 +230,7 @@ def main():
                 forms["onnxruntime (CPU, all optimisations)"] = run_ort
             except Exception as e:  # noqa: BLE001 - report and go on without it
                 print(f"  onnxruntime failed: {e!r}", file=sys.stderr)
+            forms["onnxruntime on parnet's export"] = ort_session(None, x, threads, ours_onnx)
             for k, fn in forms.items():
                 runtimes[k] = (lambda fn: lambda: time_fn(fn, args.warmup, args.runs))(fn)
             runtimes = {k: v for k, v in runtimes.items() if k not in skip}
