@@ -94,7 +94,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Evaluates a checkpoint or deploy-weights file with the normalisation its metadata records.
+/// Evaluates a checkpoint or deploy-weights file with the transform of [`EvalSettings::resolve`]
+/// (flags over `--config` over the file's metadata), or on the run's held-out images.
 pub fn run_eval(args: &EvalArgs) -> Result<Evaluation> {
     let path = &args.checkpoint;
     if !path.exists() {
