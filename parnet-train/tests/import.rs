@@ -13,6 +13,17 @@ use parnet_core::io::read_tensors;
 use parnet_core::nn::Ctx;
 use parnet_train::checkpoint::load_network;
 
+/// The two networks the fixtures were saved from (tools/make_pytorch_checkpoints.py).
+const PARNET_S: &[&str] = &[
+    "--model",
+    "parnet-s",
+    "--width-mult",
+    "0.0625",
+    "--classes",
+    "10",
+];
+const PARNET_CIFAR: &[&str] = &["--model", "parnet-cifar", "--width-mult", "0.0625"];
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -96,25 +107,16 @@ fn check_case(case: &str, checkpoint: &str, model_args: &[&str], ema: bool) {
 
 #[test]
 fn a_timm_zip_checkpoint_imports_raw_and_ema_weights_that_reproduce_pytorch() {
-    let model = [
-        "--model",
-        "parnet-s",
-        "--width-mult",
-        "0.0625",
-        "--classes",
-        "10",
-    ];
-    check_case("parnet_s", "parnet_s_x0.0625.pth.tar", &model, false);
-    check_case("parnet_s", "parnet_s_x0.0625.pth.tar", &model, true);
+    check_case("parnet_s", "parnet_s_x0.0625.pth.tar", PARNET_S, false);
+    check_case("parnet_s", "parnet_s_x0.0625.pth.tar", PARNET_S, true);
 }
 
 #[test]
 fn a_legacy_bare_state_dict_imports_and_reproduces_pytorch() {
-    let model = ["--model", "parnet-cifar", "--width-mult", "0.0625"];
     check_case(
         "parnet_cifar",
         "parnet_cifar_x0.0625.legacy.pth",
-        &model,
+        PARNET_CIFAR,
         false,
     );
 }
@@ -123,18 +125,7 @@ fn a_legacy_bare_state_dict_imports_and_reproduces_pytorch() {
 fn imported_imagenet_weights_record_the_evaluation_transform() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("w.safetensors");
-    let run = import(
-        &[
-            "--model",
-            "parnet-s",
-            "--width-mult",
-            "0.0625",
-            "--classes",
-            "10",
-        ],
-        &fixture("parnet_s_x0.0625.pth.tar"),
-        &out,
-    );
+    let run = import(PARNET_S, &fixture("parnet_s_x0.0625.pth.tar"), &out);
     assert!(run.status.success());
     let md = parnet_core::io::read_metadata(&out).unwrap();
     assert_eq!(md["crop_pct"], "0.875");
@@ -149,15 +140,6 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem_and_nothing_written
     let out = dir.path().join("w.safetensors");
     let zip = fixture("parnet_s_x0.0625.pth.tar");
     let legacy = fixture("parnet_cifar_x0.0625.legacy.pth");
-    let s = [
-        "--model",
-        "parnet-s",
-        "--width-mult",
-        "0.0625",
-        "--classes",
-        "10",
-    ];
-    let cifar = ["--model", "parnet-cifar", "--width-mult", "0.0625"];
 
     let bytes = std::fs::read(&zip).unwrap();
     let truncated = dir.path().join("truncated.pth.tar");
@@ -170,28 +152,32 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem_and_nothing_written
 
     let cases: Vec<(&[&str], &Path, &str)> = vec![
         (
-            &s,
+            PARNET_S,
             &truncated,
             "truncated.pth.tar: not a readable PyTorch checkpoint",
         ),
-        (&s, &text, "notes.pth: not a readable PyTorch checkpoint"),
-        (&cifar, &cut_legacy, "cut.pth"),
+        (
+            PARNET_S,
+            &text,
+            "notes.pth: not a readable PyTorch checkpoint",
+        ),
+        (PARNET_CIFAR, &cut_legacy, "cut.pth"),
         // Another architecture: every mismatch is listed.
         (
-            &s,
+            PARNET_S,
             &legacy,
             "not a checkpoint of parnet-s with 10 classes at width x0.0625 (read the whole file",
         ),
-        (&cifar, &zip, "missing"),
+        (PARNET_CIFAR, &zip, "missing"),
         // A wider network than the checkpoint's.
         (
             &["--model", "parnet-cifar", "--width-mult", "0.125"],
             &legacy,
             "with the wrong shape",
         ),
-        (&cifar, &legacy, ""),
+        (PARNET_CIFAR, &legacy, ""),
         (&[], &legacy, "--model is required"),
-        (&s, Path::new("no-such-file.pth"), "no-such-file.pth"),
+        (PARNET_S, Path::new("no-such-file.pth"), "no-such-file.pth"),
     ];
     for (args, checkpoint, needle) in cases {
         if needle.is_empty() {
@@ -213,7 +199,7 @@ fn bad_checkpoints_are_refused_with_the_file_and_the_problem_and_nothing_written
     // The output may not be the checkpoint itself.
     let copy = dir.path().join("copy.pth");
     std::fs::copy(&legacy, &copy).unwrap();
-    assert_clean_failure(&import(&cifar, &copy, &copy), "would destroy it");
+    assert_clean_failure(&import(PARNET_CIFAR, &copy, &copy), "would destroy it");
     assert_eq!(std::fs::read(&copy).unwrap(), lbytes);
 }
 
@@ -256,16 +242,8 @@ fn imported_weights_evaluate_an_imagenet_folder_as_timm_does() {
         }
     }
     let weights = dir.path().join("w.safetensors");
-    let model = [
-        "--model",
-        "parnet-s",
-        "--width-mult",
-        "0.0625",
-        "--classes",
-        "10",
-    ];
     assert!(
-        import(&model, &fixture("parnet_s_x0.0625.pth.tar"), &weights)
+        import(PARNET_S, &fixture("parnet_s_x0.0625.pth.tar"), &weights)
             .status
             .success()
     );

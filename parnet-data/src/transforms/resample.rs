@@ -28,20 +28,23 @@ impl Filter {
     }
 
     fn weight(self, x: f64) -> f64 {
-        let x = x.abs();
         match self {
-            Filter::Bilinear => (1.0 - x).max(0.0),
-            Filter::Bicubic => {
-                const A: f64 = -0.5;
-                if x < 1.0 {
-                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-                } else if x < 2.0 {
-                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
-                } else {
-                    0.0
-                }
-            }
+            Filter::Bilinear => (1.0 - x.abs()).max(0.0),
+            Filter::Bicubic => cubic_weight(x),
         }
+    }
+}
+
+/// Cubic convolution weight with a = -0.5 (Pillow's bicubic, for resizes and warps alike).
+pub(crate) fn cubic_weight(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
     }
 }
 
@@ -88,36 +91,41 @@ const HALF: i64 = 1 << (PRECISION_BITS - 1);
 /// Resizes `src` to `height x width` with `filter` exactly as Pillow does. Pillow skips the pass
 /// of an axis whose size does not change, and so does this.
 pub fn resize_like_pil(src: &Image, out: &mut Image, height: usize, width: usize, filter: Filter) {
-    let mut horizontal = Image::zeros(src.height, width);
     if width == src.width {
-        horizontal.data.clone_from(&src.data);
-    } else {
-        let coeffs = coefficients(src.width, width, filter);
-        for y in 0..src.height {
-            let row = &src.data[y * src.width * 3..(y + 1) * src.width * 3];
-            let out_row = &mut horizontal.data[y * width * 3..(y + 1) * width * 3];
-            for (x, (first, weights)) in coeffs.iter().enumerate() {
-                for c in 0..3 {
-                    let sum = weights.iter().enumerate().fold(HALF, |s, (i, &k)| {
-                        s + row[(first + i) * 3 + c] as i64 * k as i64
-                    });
-                    out_row[x * 3 + c] = to_u8(sum);
-                }
+        vertical_pass(src, out, height, filter);
+        return;
+    }
+    let mut horizontal = Image::zeros(src.height, width);
+    let coeffs = coefficients(src.width, width, filter);
+    for y in 0..src.height {
+        let row = &src.data[y * src.width * 3..(y + 1) * src.width * 3];
+        let out_row = &mut horizontal.data[y * width * 3..(y + 1) * width * 3];
+        for (x, (first, weights)) in coeffs.iter().enumerate() {
+            for c in 0..3 {
+                let sum = weights.iter().enumerate().fold(HALF, |s, (i, &k)| {
+                    s + row[(first + i) * 3 + c] as i64 * k as i64
+                });
+                out_row[x * 3 + c] = to_u8(sum);
             }
         }
     }
     if height == src.height {
         *out = horizontal;
-        return;
+    } else {
+        vertical_pass(&horizontal, out, height, filter);
     }
-    out.resize_to(height, width);
+}
+
+/// Resizes `src` to `height` rows (same width) into `out`.
+fn vertical_pass(src: &Image, out: &mut Image, height: usize, filter: Filter) {
+    out.resize_to(height, src.width);
     let coeffs = coefficients(src.height, height, filter);
-    let stride = width * 3;
+    let stride = src.width * 3;
     for (y, (first, weights)) in coeffs.iter().enumerate() {
         let out_row = &mut out.data[y * stride..(y + 1) * stride];
         for (i, value) in out_row.iter_mut().enumerate() {
             let sum = weights.iter().enumerate().fold(HALF, |s, (j, &k)| {
-                s + horizontal.data[(first + j) * stride + i] as i64 * k as i64
+                s + src.data[(first + j) * stride + i] as i64 * k as i64
             });
             *value = to_u8(sum);
         }

@@ -149,20 +149,15 @@ impl EvalSettings {
             }
         };
         let default_norm = Pipeline::cifar_eval();
-        let mean = match given.mean {
-            Some(mean) => mean,
-            None => recorded("mean")
+        let channels = |given: Option<[f32; 3]>, key: &str, default: [f32; 3]| match given {
+            Some(values) => Ok(values),
+            None => recorded(key)
                 .map(parse3)
-                .transpose()?
-                .unwrap_or(default_norm.mean),
+                .transpose()
+                .map(|values| values.unwrap_or(default)),
         };
-        let std = match given.std {
-            Some(std) => std,
-            None => recorded("std")
-                .map(parse3)
-                .transpose()?
-                .unwrap_or(default_norm.std),
-        };
+        let mean = channels(given.mean, "mean", default_norm.mean)?;
+        let std = channels(given.std, "std", default_norm.std)?;
         let batch_size = given.batch_size.unwrap_or(256);
         if batch_size == 0 {
             bail!("batch_size must be positive");

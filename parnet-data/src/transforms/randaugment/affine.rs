@@ -4,6 +4,7 @@
 
 use crate::image::Image;
 use crate::transforms::geometry::Interpolation;
+use crate::transforms::resample::cubic_weight as cubic;
 
 /// `[a, b, c, d, e, f]`: input = (a x + b y + c, d x + e y + f) for output pixel centre (x, y).
 pub type Affine = [f64; 6];
@@ -16,19 +17,6 @@ pub fn rotation(height: usize, width: usize, degrees: f64) -> Affine {
     let c = a * -cx + b * -cy + cx;
     let f = d * -cx + e * -cy + cy;
     [a, b, c, d, e, f]
-}
-
-/// Cubic convolution weight with a = -0.5 (PIL bicubic).
-fn cubic(x: f64) -> f64 {
-    let a = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * a
-    } else {
-        0.0
-    }
 }
 
 /// Warps `src` into `out` (same size) with `matrix`, filling outside points with `fill`.
