@@ -3,19 +3,24 @@
 //! (`kernels::conv::direct::kernel`), weights packed once at plan time, and the epilogue applied
 //! to each tile as it is stored into the output's layout.
 //!
-//! Work is cut into tasks of (run of [`MR`]-pixel tiles, run of output-channel blocks); every
-//! output element is one tile's full sum, so the result does not depend on how the work is cut
-//! or on the thread count.
+//! Work is cut into tasks of (run of [`MR`]-pixel tiles, run of output-channel blocks), and a
+//! task cuts `k` into chunks whose weights stay in L1 while all its tiles use them; every output
+//! element is still one sum over `k` in order from zero (a chunk continues the partial sums of
+//! the one before), so the result does not depend on how the work is cut or on the thread count.
 
 use rayon::prelude::*;
 
 use super::epilogue::ConvIo;
 use super::layout::Layout;
-use crate::kernels::conv::direct::kernel::{MAX_BLOCKS, MR, NR, Offsets, Right, tile, tile_blocks};
+use std::ops::Range;
+
+use crate::kernels::conv::direct::kernel::{
+    MAX_BLOCKS, MR, NR, Offsets, Right, Tile, tile_accumulate, tile_blocks,
+};
 use crate::kernels::simd::Isa;
 
 /// Pixel tiles of one task.
-const TASK_TILES: usize = 4;
+const TASK_TILES: usize = 8;
 
 /// A convolution planned for the direct path.
 pub struct DirectConv {
@@ -134,81 +139,136 @@ impl DirectConv {
     /// Runs the convolution: `io.output` gets the epilogue of every sum.
     ///
     /// Tasks are (group, run of up to [`MAX_BLOCKS`] output-channel blocks, run of
-    /// [`TASK_TILES`] pixel tiles), ordered block-run first: rayon hands each thread contiguous
-    /// ranges of tasks, so a thread passes over many tiles with the same packed weights (which
-    /// then stay in its L2).
+    /// [`TASK_TILES`] pixel tiles). Rayon hands each thread contiguous ranges of tasks, so the
+    /// order decides what a thread keeps in its caches: when the packed weights outweigh the
+    /// activations, block-run first (a thread passes over many tiles with the same weights);
+    /// otherwise tile-run first (a thread writes whole pixels, every channel, and reads whole
+    /// residual pixels, in address order).
     pub fn run(&self, isa: Isa, io: &ConvIo<'_>) {
         let tiles = self.bases.len().div_ceil(MR);
         let blocks = self.blocks();
         let block_runs = blocks.div_ceil(MAX_BLOCKS);
         let tile_runs = tiles.div_ceil(TASK_TILES);
         let tasks = self.groups * block_runs * tile_runs;
+        let activations = self.bases.len() * (self.input.stride + self.output.stride);
+        let tile_major = self.packed.len() / self.groups <= activations;
         (0..tasks).into_par_iter().for_each_init(
-            || Box::new([[0.0f32; MAX_BLOCKS * NR]; MR]),
-            |acc, task| {
+            || Box::new([[[0.0f32; MAX_BLOCKS * NR]; MR]; TASK_TILES]),
+            |partials, task| {
                 let (g, rest) = (
                     task / (block_runs * tile_runs),
                     task % (block_runs * tile_runs),
                 );
-                let (b, t) = (rest / tile_runs, rest % tile_runs);
+                let (b, t) = if tile_major {
+                    (rest % block_runs, rest / block_runs)
+                } else {
+                    (rest / tile_runs, rest % tile_runs)
+                };
                 let tile_range = t * TASK_TILES..((t + 1) * TASK_TILES).min(tiles);
                 let block_range = b * MAX_BLOCKS..((b + 1) * MAX_BLOCKS).min(blocks);
-                self.run_task(isa, io, g, tile_range, block_range, acc);
+                self.run_task(isa, io, g, tile_range, block_range, partials);
             },
         );
     }
 
+    /// One task, `k` cut into [`k_chunk_count`] chunks: each chunk's packed weights are used by every tile
+    /// of the task while they are in L1, the tiles' partial sums kept in `partials` between
+    /// chunks (so every element is still one sum over `k` in order).
     fn run_task(
         &self,
         isa: Isa,
         io: &ConvIo<'_>,
         g: usize,
-        tiles: std::ops::Range<usize>,
-        blocks: std::ops::Range<usize>,
-        acc: &mut [[f32; MAX_BLOCKS * NR]; MR],
+        tiles: Range<usize>,
+        blocks: Range<usize>,
+        partials: &mut [Tile; TASK_TILES],
     ) {
         let (k_len, all_blocks, cout_g) = (self.k_len(), self.blocks(), self.cout_g());
         let pixels = self.bases.len();
+        let ks = &self.ks[g];
+        // Lanes past the group's channels may be padded only in the last group.
+        let may_pad = g + 1 == self.groups;
         let mut block = blocks.start;
         while block < blocks.end {
             let nb = tile_blocks(isa, blocks.end - block);
-            let right = Right {
-                data: &self.packed[(g * all_blocks + block) * k_len * NR..],
-                k_stride: NR,
-                block_stride: k_len * NR,
-                blocks: nb,
-            };
+            let weights = &self.packed[(g * all_blocks + block) * k_len * NR..];
             let co0 = g * cout_g + block * NR;
             let lanes = (nb * NR).min(cout_g - block * NR);
-            // Lanes past the group's channels may be padded only in the last group.
-            let may_pad = g + 1 == self.groups;
-            for t in tiles.clone() {
-                let first = t * MR;
-                let rows: [usize; MR] =
-                    std::array::from_fn(|r| self.bases[(first + r).min(pixels - 1)]);
-                let valid = MR.min(pixels - first);
-                let coords = &self.coords[first..first + valid];
-                io.prefetch(coords, (co0, lanes));
-                let kernel = (&self.ks[g], k_len);
-                if !io.finish_in_registers(
-                    isa,
-                    (&rows, kernel),
-                    right,
-                    coords,
-                    (co0, lanes),
-                    may_pad,
-                ) {
-                    tile(isa, io.input, &rows, &self.ks[g], 0..k_len, right, acc);
-                    io.finish(
+            let chunks = k_chunk_count(k_len, nb);
+            for c in 0..chunks {
+                let chunk = c * k_len / chunks..(c + 1) * k_len / chunks;
+                let right = Right {
+                    data: &weights[chunk.start * NR..],
+                    k_stride: NR,
+                    block_stride: k_len * NR,
+                    blocks: nb,
+                };
+                let (first, last) = (c == 0, c + 1 == chunks);
+                for (t, partial) in tiles.clone().zip(partials.iter_mut()) {
+                    let first_pixel = t * MR;
+                    let rows: [usize; MR] =
+                        std::array::from_fn(|r| self.bases[(first_pixel + r).min(pixels - 1)]);
+                    if !last {
+                        tile_accumulate(
+                            isa,
+                            io.input,
+                            &rows,
+                            ks,
+                            chunk.clone(),
+                            right,
+                            (partial, first),
+                        );
+                        continue;
+                    }
+                    let valid = MR.min(pixels - first_pixel);
+                    let coords = &self.coords[first_pixel..first_pixel + valid];
+                    io.prefetch(coords, (co0, lanes));
+                    let start = (!first).then_some(&*partial);
+                    if !io.finish_in_registers(
                         isa,
-                        (acc.as_flattened(), MAX_BLOCKS * NR),
+                        (&rows, (ks, chunk.clone())),
+                        start,
+                        right,
                         coords,
                         (co0, lanes),
                         may_pad,
-                    );
+                    ) {
+                        tile_accumulate(
+                            isa,
+                            io.input,
+                            &rows,
+                            ks,
+                            chunk.clone(),
+                            right,
+                            (partial, first),
+                        );
+                        io.finish(
+                            isa,
+                            (partial.as_flattened(), MAX_BLOCKS * NR),
+                            coords,
+                            (co0, lanes),
+                            may_pad,
+                        );
+                    }
                 }
             }
             block += nb;
         }
+    }
+}
+
+/// Packed weights of one chunk of `k` for one run of blocks: small enough to stay in L1 beside
+/// the tiles' inputs and partial sums while every tile of a task uses them.
+const K_CHUNK_BYTES: usize = 32 * 1024;
+
+/// How many near-equal consecutive ranges `0..k_len` is cut into (chunk `c` is `c * k_len /
+/// count..(c + 1) * k_len / count`) so that each holds at most [`K_CHUNK_BYTES`] of packed weights
+/// for `blocks` blocks; one range when it fits, or nearly.
+fn k_chunk_count(k_len: usize, blocks: usize) -> usize {
+    let most = (K_CHUNK_BYTES / (blocks * NR * std::mem::size_of::<f32>())).max(1);
+    if k_len * 4 <= most * 5 {
+        1
+    } else {
+        k_len.div_ceil(most)
     }
 }

@@ -3,11 +3,13 @@
 //! [`super::graph::Epilogue`]). One plain-Rust loop compiled per ISA level, so every level gives
 //! the same bits.
 
+use std::ops::Range;
+
 use super::layout::Layout;
 use crate::kernels::activation::Activation;
 use crate::kernels::activation::exp_f32;
 use crate::kernels::conv::direct::kernel::{
-    MR, Offsets, RegisterEpilogue, Right, tile_with_epilogue,
+    MR, Offsets, RegisterEpilogue, Right, Tile, tile_with_epilogue,
 };
 use crate::kernels::simd::{Isa, isa_kernel, prefetch_read, prefetch_write};
 
@@ -273,14 +275,17 @@ impl ConvIo<'_> {
 }
 
 impl ConvIo<'_> {
-    /// Computes one direct-convolution tile (`rows`, offsets `ks` over `k_len`) and stores it
-    /// through the epilogue in registers, when the level has such a kernel (AVX-512) and the run
-    /// is whole 16-lane chunks; SiLU is then applied to the stored runs. Returns `false` (having
-    /// done nothing) otherwise.
+    /// Computes one direct-convolution tile (`rows`, offsets `ks[range]`, starting from zero or
+    /// from the partial sums `start` over the offsets before `range`) and stores it through the
+    /// epilogue in registers, when the level has such a kernel (AVX-512) and the run is whole
+    /// 16-lane chunks; SiLU is then applied to the stored runs. Returns `false` (having done
+    /// nothing) otherwise.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn finish_in_registers(
         &self,
         isa: Isa,
-        (rows, (ks, k_len)): (&[usize; MR], (&Offsets, usize)),
+        (rows, (ks, range)): (&[usize; MR], (&Offsets, Range<usize>)),
+        start: Option<&Tile>,
         b: Right<'_>,
         pixels: &[(usize, usize, usize)],
         (co0, lanes): (usize, usize),
@@ -331,7 +336,7 @@ impl ConvIo<'_> {
         // SAFETY: every pointer was built from a slice of at least `padded` floats (checked by
         // the slicing and the assert above); the output rows are this task's alone (the
         // schedule's guarantee, as in `finish`).
-        let done = unsafe { tile_with_epilogue(isa, self.input, rows, ks, 0..k_len, b, &e) };
+        let done = unsafe { tile_with_epilogue(isa, self.input, rows, ks, range, b, start, &e) };
         if done && self.activation == Some(Activation::Silu) {
             for &out in &e.out[..pixels.len()] {
                 // SAFETY: the run just stored, this task's alone.
