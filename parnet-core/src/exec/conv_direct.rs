@@ -21,6 +21,9 @@ use crate::kernels::simd::Isa;
 
 /// Pixel tiles of one task.
 const TASK_TILES: usize = 8;
+/// Pixel tiles of one task at most when the weights outweigh the activations (each task then
+/// streams its weights once, so fewer, longer runs of tiles).
+const MAX_TASK_TILES: usize = 16;
 
 /// A convolution planned for the direct path.
 pub struct DirectConv {
@@ -138,8 +141,8 @@ impl DirectConv {
 
     /// Runs the convolution: `io.output` gets the epilogue of every sum.
     ///
-    /// Tasks are (group, run of up to [`MAX_BLOCKS`] output-channel blocks, run of
-    /// [`TASK_TILES`] pixel tiles). Rayon hands each thread contiguous ranges of tasks, so the
+    /// Tasks are (group, run of up to [`MAX_BLOCKS`] output-channel blocks, run of up to
+    /// [`TASK_TILES`] or [`MAX_TASK_TILES`] pixel tiles). Rayon hands each thread contiguous ranges of tasks, so the
     /// order decides what a thread keeps in its caches: when the packed weights outweigh the
     /// activations, block-run first (a thread passes over many tiles with the same weights);
     /// otherwise tile-run first (a thread writes whole pixels, every channel, and reads whole
@@ -148,12 +151,19 @@ impl DirectConv {
         let tiles = self.bases.len().div_ceil(MR);
         let blocks = self.blocks();
         let block_runs = blocks.div_ceil(MAX_BLOCKS);
-        let tile_runs = tiles.div_ceil(TASK_TILES);
-        let tasks = self.groups * block_runs * tile_runs;
         let activations = self.bases.len() * (self.input.stride + self.output.stride);
         let tile_major = self.packed.len() / self.groups <= activations;
+        let most = if tile_major {
+            TASK_TILES
+        } else {
+            MAX_TASK_TILES
+        };
+        let tile_runs = tiles.div_ceil(most);
+        // Runs of near-equal length, the longest `most`.
+        let run_len = tiles.div_ceil(tile_runs);
+        let tasks = self.groups * block_runs * tile_runs;
         (0..tasks).into_par_iter().for_each_init(
-            || Box::new([[[0.0f32; MAX_BLOCKS * NR]; MR]; TASK_TILES]),
+            || Box::new([[[0.0f32; MAX_BLOCKS * NR]; MR]; MAX_TASK_TILES]),
             |partials, task| {
                 let (g, rest) = (
                     task / (block_runs * tile_runs),
@@ -164,7 +174,7 @@ impl DirectConv {
                 } else {
                     (rest / tile_runs, rest % tile_runs)
                 };
-                let tile_range = t * TASK_TILES..((t + 1) * TASK_TILES).min(tiles);
+                let tile_range = t * run_len..((t + 1) * run_len).min(tiles);
                 let block_range = b * MAX_BLOCKS..((b + 1) * MAX_BLOCKS).min(blocks);
                 self.run_task(isa, io, g, tile_range, block_range, partials);
             },
@@ -181,7 +191,7 @@ impl DirectConv {
         g: usize,
         tiles: Range<usize>,
         blocks: Range<usize>,
-        partials: &mut [Tile; TASK_TILES],
+        partials: &mut [Tile; MAX_TASK_TILES],
     ) {
         let (k_len, all_blocks, cout_g) = (self.k_len(), self.blocks(), self.cout_g());
         let pixels = self.bases.len();
@@ -264,7 +274,7 @@ const K_CHUNK_BYTES: usize = 32 * 1024;
 /// How many near-equal consecutive ranges `0..k_len` is cut into (chunk `c` is `c * k_len /
 /// count..(c + 1) * k_len / count`) so that each holds at most [`K_CHUNK_BYTES`] of packed weights
 /// for `blocks` blocks; one range when it fits, or nearly.
-fn k_chunk_count(k_len: usize, blocks: usize) -> usize {
+pub(super) fn k_chunk_count(k_len: usize, blocks: usize) -> usize {
     let most = (K_CHUNK_BYTES / (blocks * NR * std::mem::size_of::<f32>())).max(1);
     if k_len * 4 <= most * 5 {
         1

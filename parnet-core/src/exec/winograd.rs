@@ -22,10 +22,16 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use super::conv_direct::k_chunk_count;
 use super::epilogue::{ConvIo, MAX_ROWS, OutBuf};
 use super::layout::Layout;
-use crate::kernels::conv::direct::kernel::{MAX_BLOCKS, MR, NR, Offsets, Right, tile, tile_blocks};
+use crate::kernels::conv::direct::kernel::{
+    MAX_BLOCKS, MR, NR, Offsets, Right, tile_accumulate, tile_blocks,
+};
 use crate::kernels::simd::{Isa, isa_kernel};
+
+/// Row tiles whose partial sums one pass of the product keeps while it walks `k` in chunks.
+const TILES_PER_PASS: usize = 8;
 
 /// The Winograd tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,11 +365,18 @@ impl Winograd {
         let row_runs = row_tiles.min((want.div_ceil(positions * per_pos)).max(1));
         let rows_per_run = row_tiles.div_ceil(row_runs);
         let jobs = self.groups * positions * block_runs * row_runs;
+        // Row-run first (a thread writes whole rows of `m`) unless one position's weights
+        // outweigh its rows of `v` and `m`, as in the direct convolution.
+        let weights = cin_g * blocks * NR;
+        let row_major = weights <= tiles * (cin_s + cout_s);
         (0..jobs).into_par_iter().for_each_init(
-            || Box::new([[0.0f32; MAX_BLOCKS * NR]; MR]),
-            |acc, job| {
-                let rr = job % row_runs;
-                let br = (job / row_runs) % block_runs;
+            || Box::new([[[0.0f32; MAX_BLOCKS * NR]; MR]; TILES_PER_PASS]),
+            |partials, job| {
+                let (rr, br) = if row_major {
+                    ((job / block_runs) % row_runs, job % block_runs)
+                } else {
+                    (job % row_runs, (job / row_runs) % block_runs)
+                };
                 let p = (job / (row_runs * block_runs)) % positions;
                 let g = job / (row_runs * block_runs * positions);
                 let run_end = ((br + 1) * MAX_BLOCKS).min(blocks);
@@ -371,40 +384,63 @@ impl Winograd {
                 while b0 < run_end {
                     let nb_here = tile_blocks(isa, run_end - b0);
                     let u = &self.transformed[(((g * positions + p) * blocks + b0) * cin_g) * NR..];
-                    let right = Right {
-                        data: u,
-                        k_stride: NR,
-                        block_stride: cin_g * NR,
-                        blocks: nb_here,
-                    };
                     let vp = &v[p * tiles * cin_s..][..tiles * cin_s];
                     let lanes = (nb_here * NR).min(cout_g - b0 * NR);
                     let co0 = g * cout_g + b0 * NR;
                     let rt_end = ((rr + 1) * rows_per_run).min(row_tiles);
-                    for rt in rr * rows_per_run..rt_end {
-                        let first = rt * MR;
-                        let rows: [usize; MR] =
-                            std::array::from_fn(|r| (first + r).min(tiles - 1) * cin_s);
-                        tile(isa, vp, &rows, &self.ks[g], 0..cin_g, right, acc);
-                        for (r, sums) in acc.iter().enumerate().take(tiles - first) {
-                            let at = (p * tiles + first + r) * cout_s + co0;
-                            // Whole 16-lane blocks where the lanes past the group's channels are
-                            // the padding of the row (the last group), else the exact run.
-                            let full = lanes.div_ceil(NR) * NR;
-                            if (g + 1 == self.groups || lanes == full) && co0 + full <= cout_s {
-                                // SAFETY: each job writes its own (position, tiles, channels); the
-                                // `full` lanes stay in the tile's row.
-                                let dst = unsafe { out.slice(at, full) };
-                                for (d, s) in dst.chunks_exact_mut(NR).zip(sums.chunks_exact(NR)) {
-                                    let d: &mut [f32; NR] = d.try_into().unwrap();
-                                    *d = s.try_into().unwrap();
-                                }
-                            } else {
-                                // SAFETY: as above.
-                                let dst = unsafe { out.slice(at, lanes) };
-                                dst.copy_from_slice(&sums[..lanes]);
+                    let chunks = k_chunk_count(cin_g, nb_here);
+                    let mut pass = rr * rows_per_run;
+                    while pass < rt_end {
+                        let pass_end = (pass + TILES_PER_PASS).min(rt_end);
+                        for c in 0..chunks {
+                            let chunk = c * cin_g / chunks..(c + 1) * cin_g / chunks;
+                            let right = Right {
+                                data: &u[chunk.start * NR..],
+                                k_stride: NR,
+                                block_stride: cin_g * NR,
+                                blocks: nb_here,
+                            };
+                            for (rt, acc) in (pass..pass_end).zip(partials.iter_mut()) {
+                                let first = rt * MR;
+                                let rows: [usize; MR] =
+                                    std::array::from_fn(|r| (first + r).min(tiles - 1) * cin_s);
+                                let acc = (acc, c == 0);
+                                tile_accumulate(
+                                    isa,
+                                    vp,
+                                    &rows,
+                                    &self.ks[g],
+                                    chunk.clone(),
+                                    right,
+                                    acc,
+                                );
                             }
                         }
+                        for (rt, acc) in (pass..pass_end).zip(partials.iter()) {
+                            let first = rt * MR;
+                            for (r, sums) in acc.iter().enumerate().take(tiles - first) {
+                                let at = (p * tiles + first + r) * cout_s + co0;
+                                // Whole 16-lane blocks where the lanes past the group's channels
+                                // are the padding of the row (the last group), else the exact run.
+                                let full = lanes.div_ceil(NR) * NR;
+                                if (g + 1 == self.groups || lanes == full) && co0 + full <= cout_s {
+                                    // SAFETY: each job writes its own (position, tiles, channels);
+                                    // the `full` lanes stay in the tile's row.
+                                    let dst = unsafe { out.slice(at, full) };
+                                    for (d, s) in
+                                        dst.chunks_exact_mut(NR).zip(sums.chunks_exact(NR))
+                                    {
+                                        let d: &mut [f32; NR] = d.try_into().unwrap();
+                                        *d = s.try_into().unwrap();
+                                    }
+                                } else {
+                                    // SAFETY: as above.
+                                    let dst = unsafe { out.slice(at, lanes) };
+                                    dst.copy_from_slice(&sums[..lanes]);
+                                }
+                            }
+                        }
+                        pass = pass_end;
                     }
                     b0 += nb_here;
                 }
