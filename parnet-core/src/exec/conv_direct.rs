@@ -15,7 +15,7 @@ use super::layout::Layout;
 use std::ops::Range;
 
 use crate::kernels::conv::direct::kernel::{
-    MAX_BLOCKS, MR, NR, Offsets, Right, Tile, tile_accumulate, tile_blocks,
+    MAX_BLOCKS, MR, NR, Offsets, Right, Tile, k_chunk_count, tile_accumulate, tile_blocks,
 };
 use crate::kernels::simd::Isa;
 
@@ -218,40 +218,29 @@ impl DirectConv {
                     let first_pixel = t * MR;
                     let rows: [usize; MR] =
                         std::array::from_fn(|r| self.bases[(first_pixel + r).min(pixels - 1)]);
-                    if !last {
-                        tile_accumulate(
-                            isa,
-                            io.input,
-                            &rows,
-                            ks,
-                            chunk.clone(),
-                            right,
-                            (partial, first),
-                        );
-                        continue;
-                    }
                     let valid = MR.min(pixels - first_pixel);
                     let coords = &self.coords[first_pixel..first_pixel + valid];
-                    io.prefetch(coords, (co0, lanes));
-                    let start = (!first).then_some(&*partial);
-                    if !io.finish_in_registers(
-                        isa,
-                        (&rows, (ks, chunk.clone())),
-                        start,
-                        right,
-                        coords,
-                        (co0, lanes),
-                        may_pad,
-                    ) {
-                        tile_accumulate(
+                    // The last chunk stores through the epilogue, in registers where it can.
+                    let stored = last && {
+                        io.prefetch(coords, (co0, lanes));
+                        let start = (!first).then_some(&*partial);
+                        let kernel = (&rows, (ks, chunk.clone()));
+                        io.finish_in_registers(
                             isa,
-                            io.input,
-                            &rows,
-                            ks,
-                            chunk.clone(),
+                            kernel,
+                            start,
                             right,
-                            (partial, first),
-                        );
+                            coords,
+                            (co0, lanes),
+                            may_pad,
+                        )
+                    };
+                    if stored {
+                        continue;
+                    }
+                    let acc = (&mut *partial, first);
+                    tile_accumulate(isa, io.input, &rows, ks, chunk.clone(), right, acc);
+                    if last {
                         io.finish(
                             isa,
                             (partial.as_flattened(), MAX_BLOCKS * NR),
@@ -264,21 +253,5 @@ impl DirectConv {
             }
             block += nb;
         }
-    }
-}
-
-/// Packed weights of one chunk of `k` for one run of blocks: small enough to stay in L1 beside
-/// the tiles' inputs and partial sums while every tile of a task uses them.
-const K_CHUNK_BYTES: usize = 32 * 1024;
-
-/// How many near-equal consecutive ranges `0..k_len` is cut into (chunk `c` is `c * k_len /
-/// count..(c + 1) * k_len / count`) so that each holds at most [`K_CHUNK_BYTES`] of packed weights
-/// for `blocks` blocks; one range when it fits, or nearly.
-pub(super) fn k_chunk_count(k_len: usize, blocks: usize) -> usize {
-    let most = (K_CHUNK_BYTES / (blocks * NR * std::mem::size_of::<f32>())).max(1);
-    if k_len * 4 <= most * 5 {
-        1
-    } else {
-        k_len.div_ceil(most)
     }
 }

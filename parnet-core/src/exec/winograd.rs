@@ -22,11 +22,10 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::conv_direct::k_chunk_count;
 use super::epilogue::{ConvIo, MAX_ROWS, OutBuf};
 use super::layout::Layout;
 use crate::kernels::conv::direct::kernel::{
-    MAX_BLOCKS, MR, NR, Offsets, Right, tile_accumulate, tile_blocks,
+    MAX_BLOCKS, MR, NR, Offsets, Right, k_chunk_count, tile_accumulate, tile_blocks,
 };
 use crate::kernels::simd::{Isa, isa_kernel};
 

@@ -2,13 +2,17 @@
 //! (tap, input channel) of a broadcast input value times a vector of packed weights.
 //!
 //! Output pixels are numbered over the whole batch, `P = (n * Ho + oh) * Wo + ow`, and cut into
-//! fixed chunks of [`CHUNK_PIXELS`], one rayon task each. Within a chunk, for each group and block
-//! of 16 output channels (whose packed weights stay in cache), consecutive tiles of 6 pixels read
-//! the channels-last input at `base(P) + (i * Wp + j) * C + g * Cin/g + c`.
+//! fixed chunks of [`CHUNK_PIXELS`]; a rayon task is one chunk and one group's run of up to 4
+//! blocks of 16 output channels. Within a task `k` is walked in chunks of packed weights small
+//! enough for L1 ([`k_chunk_count`]), each used by all the chunk's tiles of 6 pixels (partial
+//! sums continued, so the bits are those of one whole-`k` sum), which read the channels-last
+//! input at `base(P) + (i * Wp + j) * C + g * Cin/g + c`.
 
 use rayon::prelude::*;
 
-use super::kernel::{MAX_BLOCKS, MR, NR, Offsets, Right, tile, tile_blocks};
+use super::kernel::{
+    MAX_BLOCKS, MR, NR, Offsets, Right, k_chunk_count, tile_accumulate, tile_blocks,
+};
 use super::layout::{ChannelSpread, ChannelsLast};
 use crate::kernels::conv::Conv2dGeometry;
 use crate::kernels::simd::Isa;
@@ -62,32 +66,60 @@ pub(crate) fn forward_from(
     let total = bases.len();
     let dst = OutPtr(out.as_mut_ptr(), out.len());
     let lanes = MAX_BLOCKS * NR;
-    (0..total.div_ceil(CHUNK_PIXELS))
+    // Tasks: (pixel chunk, group, run of up to MAX_BLOCKS blocks), chunk first, so that a few
+    // chunks of many channels (the deep, small layers) still spread over every thread.
+    let block_runs = blocks.div_ceil(MAX_BLOCKS);
+    let per_chunk = geo.params.groups * block_runs;
+    (0..total.div_ceil(CHUNK_PIXELS) * per_chunk)
         .into_par_iter()
         .for_each_init(
             || {
                 (
                     Buffer::for_overwrite(lanes * CHUNK_PIXELS),
-                    Box::new([[0.0f32; MAX_BLOCKS * NR]; MR]),
+                    vec![[[0.0f32; MAX_BLOCKS * NR]; MR]; CHUNK_PIXELS / MR],
                 )
             },
-            |(lanes_by_pixel, t), chunk| {
+            |(lanes_by_pixel, partials), task| {
+                let (chunk, g, run) = (
+                    task / per_chunk,
+                    (task % per_chunk) / block_runs,
+                    task % block_runs,
+                );
                 let pixels = chunk * CHUNK_PIXELS..((chunk + 1) * CHUNK_PIXELS).min(total);
-                for g in 0..geo.params.groups {
-                    let mut block = 0;
-                    while block < blocks {
-                        let nb = tile_blocks(isa, blocks - block);
-                        let b = Right {
-                            data: &packed[(g * blocks + block) * k_len * NR..],
-                            k_stride: NR,
-                            block_stride: k_len * NR,
-                            blocks: nb,
-                        };
+                let run_end = ((run + 1) * MAX_BLOCKS).min(blocks);
+                {
+                    let mut block = run * MAX_BLOCKS;
+                    while block < run_end {
+                        let nb = tile_blocks(isa, run_end - block);
+                        let weights = &packed[(g * blocks + block) * k_len * NR..];
+                        // `k` in chunks whose weights stay in L1 while every tile uses them.
+                        let k_chunks = k_chunk_count(k_len, nb);
+                        for c in 0..k_chunks {
+                            let range = c * k_len / k_chunks..(c + 1) * k_len / k_chunks;
+                            let b = Right {
+                                data: &weights[range.start * NR..],
+                                k_stride: NR,
+                                block_stride: k_len * NR,
+                                blocks: nb,
+                            };
+                            let tiles = pixels.clone().step_by(MR).zip(partials.iter_mut());
+                            for (start, partial) in tiles {
+                                let rows: [usize; MR] =
+                                    std::array::from_fn(|r| bases[(start + r).min(pixels.end - 1)]);
+                                let acc = (partial, c == 0);
+                                tile_accumulate(
+                                    isa,
+                                    &src.data,
+                                    &rows,
+                                    &ks[g],
+                                    range.clone(),
+                                    b,
+                                    acc,
+                                );
+                            }
+                        }
                         // The chunk's tiles, transposed to [lane][pixel].
-                        for start in pixels.clone().step_by(MR) {
-                            let rows: [usize; MR] =
-                                std::array::from_fn(|r| bases[(start + r).min(pixels.end - 1)]);
-                            tile(isa, &src.data, &rows, &ks[g], 0..k_len, b, t);
+                        for (start, t) in pixels.clone().step_by(MR).zip(partials.iter()) {
                             let at = start - pixels.start;
                             for (r, values) in t.iter().enumerate().take(pixels.end - start) {
                                 for (l, &v) in values[..nb * NR].iter().enumerate() {
@@ -105,8 +137,8 @@ pub(crate) fn forward_from(
                                 let (n, q) = (p / plane, p % plane);
                                 let run = (plane - q).min(pixels.end - p);
                                 let at = (n * geo.out_channels + co) * plane + q;
-                                // SAFETY: pixel chunks are disjoint, so no other task touches
-                                // these elements of `out`.
+                                // SAFETY: tasks own disjoint (pixel chunk, channel run) pairs, so
+                                // no other task touches these elements of `out`.
                                 let out_run = unsafe { dst.slice(at, run) };
                                 let src_run = &values[p - pixels.start..][..run];
                                 out_run

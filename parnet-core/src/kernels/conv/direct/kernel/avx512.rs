@@ -4,6 +4,18 @@
 use super::{MAX_BLOCKS, MR, NR, RegisterEpilogue, Right, Tile};
 use std::arch::x86_64::*;
 
+/// `$f::<NB>(args)` for the block count `$blocks` (1 to 4; above 4 as 4).
+macro_rules! by_blocks {
+    ($blocks:expr, $f:ident($($arg:expr),*)) => {
+        match $blocks {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            _ => $f::<4>($($arg),*),
+        }
+    };
+}
+
 /// The accumulators of `NB` blocks, summed over `ks` from `start` (zero when null, else
 /// `start[r * MAX_BLOCKS * NR + j * NR..]`).
 ///
@@ -173,14 +185,7 @@ pub unsafe fn tile_epilogue(
     e: &RegisterEpilogue,
 ) {
     // SAFETY: the caller's contract.
-    unsafe {
-        match b.blocks {
-            1 => tile_epilogue_nb::<1>(src, rows, ks, b, start, e),
-            2 => tile_epilogue_nb::<2>(src, rows, ks, b, start, e),
-            3 => tile_epilogue_nb::<3>(src, rows, ks, b, start, e),
-            _ => tile_epilogue_nb::<4>(src, rows, ks, b, start, e),
-        }
-    }
+    unsafe { by_blocks!(b.blocks, tile_epilogue_nb(src, rows, ks, b, start, e)) }
 }
 
 /// Sums into `acc`, from zero or (`from_zero` false) from the sums it holds.
@@ -195,14 +200,7 @@ pub unsafe fn tile(
     acc: (&mut Tile, bool),
 ) {
     // SAFETY: the caller's contract.
-    unsafe {
-        match b.blocks {
-            1 => tile_nb::<1>(src, rows, ks, b, acc),
-            2 => tile_nb::<2>(src, rows, ks, b, acc),
-            3 => tile_nb::<3>(src, rows, ks, b, acc),
-            _ => tile_nb::<4>(src, rows, ks, b, acc),
-        }
-    }
+    unsafe { by_blocks!(b.blocks, tile_nb(src, rows, ks, b, acc)) }
 }
 
 /// # Safety
@@ -216,12 +214,5 @@ pub unsafe fn tile_add(
     valid_rows: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe {
-        match b.blocks {
-            1 => tile_add_nb::<1>(src, rows, ks, b, dst, valid_rows),
-            2 => tile_add_nb::<2>(src, rows, ks, b, dst, valid_rows),
-            3 => tile_add_nb::<3>(src, rows, ks, b, dst, valid_rows),
-            _ => tile_add_nb::<4>(src, rows, ks, b, dst, valid_rows),
-        }
-    }
+    unsafe { by_blocks!(b.blocks, tile_add_nb(src, rows, ks, b, dst, valid_rows)) }
 }

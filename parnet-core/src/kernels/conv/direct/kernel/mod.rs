@@ -40,6 +40,23 @@ pub fn tile_blocks(isa: Isa, left: usize) -> usize {
     }
 }
 
+/// Packed weights of one chunk of `k` for one run of blocks: small enough to stay in L1 beside
+/// the tiles' inputs and partial sums while every tile of a task uses them.
+pub const K_CHUNK_BYTES: usize = 32 * 1024;
+
+/// How many near-equal consecutive ranges `0..k_len` is cut into (chunk `c` is `c * k_len /
+/// count..(c + 1) * k_len / count`) so that each holds at most [`K_CHUNK_BYTES`] of packed weights
+/// for `blocks` blocks of [`NR`] lanes; one range when it fits, or nearly. Walking the chunks with
+/// [`tile_accumulate`] gives the bits of one whole-range tile.
+pub fn k_chunk_count(k_len: usize, blocks: usize) -> usize {
+    let most = (K_CHUNK_BYTES / (blocks * NR * std::mem::size_of::<f32>())).max(1);
+    if k_len * 4 <= most * 5 {
+        1
+    } else {
+        k_len.div_ceil(most)
+    }
+}
+
 /// A table of `k` offsets with its largest entry, so a tile can check its reads in O(1).
 #[derive(Clone, Debug, Default)]
 pub struct Offsets {
