@@ -15,7 +15,7 @@ use super::layout::Layout;
 use std::ops::Range;
 
 use crate::kernels::conv::direct::kernel::{
-    MAX_BLOCKS, MR, NR, Offsets, Right, Tile, k_chunk_count, tile_accumulate, tile_blocks,
+    MAX_BLOCKS, MR, NR, Offsets, Right, Tile, k_chunks, tile_accumulate, tile_blocks,
 };
 use crate::kernels::simd::Isa;
 
@@ -181,7 +181,7 @@ impl DirectConv {
         );
     }
 
-    /// One task, `k` cut into [`k_chunk_count`] chunks: each chunk's packed weights are used by every tile
+    /// One task, `k` cut into [`k_chunks`]: each chunk's packed weights are used by every tile
     /// of the task while they are in L1, the tiles' partial sums kept in `partials` between
     /// chunks (so every element is still one sum over `k` in order).
     fn run_task(
@@ -201,19 +201,16 @@ impl DirectConv {
         let mut block = blocks.start;
         while block < blocks.end {
             let nb = tile_blocks(isa, blocks.end - block);
-            let weights = &self.packed[(g * all_blocks + block) * k_len * NR..];
+            let weights = Right {
+                data: &self.packed[(g * all_blocks + block) * k_len * NR..],
+                k_stride: NR,
+                block_stride: k_len * NR,
+                blocks: nb,
+            };
             let co0 = g * cout_g + block * NR;
             let lanes = (nb * NR).min(cout_g - block * NR);
-            let chunks = k_chunk_count(k_len, nb);
-            for c in 0..chunks {
-                let chunk = c * k_len / chunks..(c + 1) * k_len / chunks;
-                let right = Right {
-                    data: &weights[chunk.start * NR..],
-                    k_stride: NR,
-                    block_stride: k_len * NR,
-                    blocks: nb,
-                };
-                let (first, last) = (c == 0, c + 1 == chunks);
+            for (chunk, right) in k_chunks(k_len, weights) {
+                let (first, last) = (chunk.start == 0, chunk.end == k_len);
                 for (t, partial) in tiles.clone().zip(partials.iter_mut()) {
                     let first_pixel = t * MR;
                     let rows: [usize; MR] =

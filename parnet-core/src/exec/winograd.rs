@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use super::epilogue::{ConvIo, MAX_ROWS, OutBuf};
 use super::layout::Layout;
 use crate::kernels::conv::direct::kernel::{
-    MAX_BLOCKS, MR, NR, Offsets, Right, k_chunk_count, tile_accumulate, tile_blocks,
+    MAX_BLOCKS, MR, NR, Offsets, Right, k_chunks, tile_accumulate, tile_blocks,
 };
 use crate::kernels::simd::{Isa, isa_kernel};
 
@@ -382,28 +382,26 @@ impl Winograd {
                 let mut b0 = br * MAX_BLOCKS;
                 while b0 < run_end {
                     let nb_here = tile_blocks(isa, run_end - b0);
-                    let u = &self.transformed[(((g * positions + p) * blocks + b0) * cin_g) * NR..];
+                    let u = Right {
+                        data: &self.transformed
+                            [(((g * positions + p) * blocks + b0) * cin_g) * NR..],
+                        k_stride: NR,
+                        block_stride: cin_g * NR,
+                        blocks: nb_here,
+                    };
                     let vp = &v[p * tiles * cin_s..][..tiles * cin_s];
                     let lanes = (nb_here * NR).min(cout_g - b0 * NR);
                     let co0 = g * cout_g + b0 * NR;
                     let rt_end = ((rr + 1) * rows_per_run).min(row_tiles);
-                    let chunks = k_chunk_count(cin_g, nb_here);
                     let mut pass = rr * rows_per_run;
                     while pass < rt_end {
                         let pass_end = (pass + TILES_PER_PASS).min(rt_end);
-                        for c in 0..chunks {
-                            let chunk = c * cin_g / chunks..(c + 1) * cin_g / chunks;
-                            let right = Right {
-                                data: &u[chunk.start * NR..],
-                                k_stride: NR,
-                                block_stride: cin_g * NR,
-                                blocks: nb_here,
-                            };
+                        for (chunk, right) in k_chunks(cin_g, u) {
                             for (rt, acc) in (pass..pass_end).zip(partials.iter_mut()) {
                                 let first = rt * MR;
                                 let rows: [usize; MR] =
                                     std::array::from_fn(|r| (first + r).min(tiles - 1) * cin_s);
-                                let acc = (acc, c == 0);
+                                let acc = (acc, chunk.start == 0);
                                 tile_accumulate(
                                     isa,
                                     vp,

@@ -4,15 +4,13 @@
 //! Output pixels are numbered over the whole batch, `P = (n * Ho + oh) * Wo + ow`, and cut into
 //! fixed chunks of [`CHUNK_PIXELS`]; a rayon task is one chunk and one group's run of up to 4
 //! blocks of 16 output channels. Within a task `k` is walked in chunks of packed weights small
-//! enough for L1 ([`k_chunk_count`]), each used by all the chunk's tiles of 6 pixels (partial
+//! enough for L1 ([`k_chunks`]), each used by all the chunk's tiles of 6 pixels (partial
 //! sums continued, so the bits are those of one whole-`k` sum), which read the channels-last
 //! input at `base(P) + (i * Wp + j) * C + g * Cin/g + c`.
 
 use rayon::prelude::*;
 
-use super::kernel::{
-    MAX_BLOCKS, MR, NR, Offsets, Right, k_chunk_count, tile_accumulate, tile_blocks,
-};
+use super::kernel::{MAX_BLOCKS, MR, NR, Offsets, Right, k_chunks, tile_accumulate, tile_blocks};
 use super::layout::{ChannelSpread, ChannelsLast};
 use crate::kernels::conv::Conv2dGeometry;
 use crate::kernels::simd::Isa;
@@ -87,69 +85,56 @@ pub(crate) fn forward_from(
                 );
                 let pixels = chunk * CHUNK_PIXELS..((chunk + 1) * CHUNK_PIXELS).min(total);
                 let run_end = ((run + 1) * MAX_BLOCKS).min(blocks);
-                {
-                    let mut block = run * MAX_BLOCKS;
-                    while block < run_end {
-                        let nb = tile_blocks(isa, run_end - block);
-                        let weights = &packed[(g * blocks + block) * k_len * NR..];
-                        // `k` in chunks whose weights stay in L1 while every tile uses them.
-                        let k_chunks = k_chunk_count(k_len, nb);
-                        for c in 0..k_chunks {
-                            let range = c * k_len / k_chunks..(c + 1) * k_len / k_chunks;
-                            let b = Right {
-                                data: &weights[range.start * NR..],
-                                k_stride: NR,
-                                block_stride: k_len * NR,
-                                blocks: nb,
-                            };
-                            let tiles = pixels.clone().step_by(MR).zip(partials.iter_mut());
-                            for (start, partial) in tiles {
-                                let rows: [usize; MR] =
-                                    std::array::from_fn(|r| bases[(start + r).min(pixels.end - 1)]);
-                                let acc = (partial, c == 0);
-                                tile_accumulate(
-                                    isa,
-                                    &src.data,
-                                    &rows,
-                                    &ks[g],
-                                    range.clone(),
-                                    b,
-                                    acc,
-                                );
-                            }
+                let mut block = run * MAX_BLOCKS;
+                while block < run_end {
+                    let nb = tile_blocks(isa, run_end - block);
+                    let weights = Right {
+                        data: &packed[(g * blocks + block) * k_len * NR..],
+                        k_stride: NR,
+                        block_stride: k_len * NR,
+                        blocks: nb,
+                    };
+                    // `k` in chunks whose weights stay in L1 while every tile uses them.
+                    for (range, b) in k_chunks(k_len, weights) {
+                        let tiles = pixels.clone().step_by(MR).zip(partials.iter_mut());
+                        for (start, partial) in tiles {
+                            let rows: [usize; MR] =
+                                std::array::from_fn(|r| bases[(start + r).min(pixels.end - 1)]);
+                            let acc = (partial, range.start == 0);
+                            tile_accumulate(isa, &src.data, &rows, &ks[g], range.clone(), b, acc);
                         }
-                        // The chunk's tiles, transposed to [lane][pixel].
-                        for (start, t) in pixels.clone().step_by(MR).zip(partials.iter()) {
-                            let at = start - pixels.start;
-                            for (r, values) in t.iter().enumerate().take(pixels.end - start) {
-                                for (l, &v) in values[..nb * NR].iter().enumerate() {
-                                    lanes_by_pixel[l * CHUNK_PIXELS + at + r] = v;
-                                }
-                            }
-                        }
-                        let first_co = g * cout_g + block * NR;
-                        for l in 0..(nb * NR).min(cout_g - block * NR) {
-                            let co = first_co + l;
-                            let b = bias.map_or(0.0, |b| b[co]);
-                            let values = &lanes_by_pixel[l * CHUNK_PIXELS..][..pixels.len()];
-                            let mut p = pixels.start;
-                            while p < pixels.end {
-                                let (n, q) = (p / plane, p % plane);
-                                let run = (plane - q).min(pixels.end - p);
-                                let at = (n * geo.out_channels + co) * plane + q;
-                                // SAFETY: tasks own disjoint (pixel chunk, channel run) pairs, so
-                                // no other task touches these elements of `out`.
-                                let out_run = unsafe { dst.slice(at, run) };
-                                let src_run = &values[p - pixels.start..][..run];
-                                out_run
-                                    .iter_mut()
-                                    .zip(src_run)
-                                    .for_each(|(o, &v)| *o = v + b);
-                                p += run;
-                            }
-                        }
-                        block += nb;
                     }
+                    // The chunk's tiles, transposed to [lane][pixel].
+                    for (start, t) in pixels.clone().step_by(MR).zip(partials.iter()) {
+                        let at = start - pixels.start;
+                        for (r, values) in t.iter().enumerate().take(pixels.end - start) {
+                            for (l, &v) in values[..nb * NR].iter().enumerate() {
+                                lanes_by_pixel[l * CHUNK_PIXELS + at + r] = v;
+                            }
+                        }
+                    }
+                    let first_co = g * cout_g + block * NR;
+                    for l in 0..(nb * NR).min(cout_g - block * NR) {
+                        let co = first_co + l;
+                        let b = bias.map_or(0.0, |b| b[co]);
+                        let values = &lanes_by_pixel[l * CHUNK_PIXELS..][..pixels.len()];
+                        let mut p = pixels.start;
+                        while p < pixels.end {
+                            let (n, q) = (p / plane, p % plane);
+                            let run = (plane - q).min(pixels.end - p);
+                            let at = (n * geo.out_channels + co) * plane + q;
+                            // SAFETY: tasks own disjoint (pixel chunk, channel run) pairs, so
+                            // no other task touches these elements of `out`.
+                            let out_run = unsafe { dst.slice(at, run) };
+                            let src_run = &values[p - pixels.start..][..run];
+                            out_run
+                                .iter_mut()
+                                .zip(src_run)
+                                .for_each(|(o, &v)| *o = v + b);
+                            p += run;
+                        }
+                    }
+                    block += nb;
                 }
             },
         );

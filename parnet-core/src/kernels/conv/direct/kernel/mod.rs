@@ -44,17 +44,21 @@ pub fn tile_blocks(isa: Isa, left: usize) -> usize {
 /// the tiles' inputs and partial sums while every tile of a task uses them.
 pub const K_CHUNK_BYTES: usize = 32 * 1024;
 
-/// How many near-equal consecutive ranges `0..k_len` is cut into (chunk `c` is `c * k_len /
-/// count..(c + 1) * k_len / count`) so that each holds at most [`K_CHUNK_BYTES`] of packed weights
-/// for `blocks` blocks of [`NR`] lanes; one range when it fits, or nearly. Walking the chunks with
-/// [`tile_accumulate`] gives the bits of one whole-range tile.
-pub fn k_chunk_count(k_len: usize, blocks: usize) -> usize {
-    let most = (K_CHUNK_BYTES / (blocks * NR * std::mem::size_of::<f32>())).max(1);
-    if k_len * 4 <= most * 5 {
+/// `0..k_len` cut into near-equal consecutive ranges, each holding at most [`K_CHUNK_BYTES`] of
+/// `b`'s packed weights (one range when they fit, or nearly), with `b` moved to each range's
+/// first step. Walking them with [`tile_accumulate`] gives the bits of one whole-range tile.
+pub fn k_chunks(k_len: usize, b: Right<'_>) -> impl Iterator<Item = (Range<usize>, Right<'_>)> {
+    let most = (K_CHUNK_BYTES / (b.blocks * NR * std::mem::size_of::<f32>())).max(1);
+    let count = if k_len * 4 <= most * 5 {
         1
     } else {
         k_len.div_ceil(most)
-    }
+    };
+    (0..count).map(move |c| {
+        let range = c * k_len / count..(c + 1) * k_len / count;
+        let data = &b.data[range.start * b.k_stride..];
+        (range, Right { data, ..b })
+    })
 }
 
 /// A table of `k` offsets with its largest entry, so a tile can check its reads in O(1).

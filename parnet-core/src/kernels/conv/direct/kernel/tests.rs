@@ -202,3 +202,31 @@ fn out_of_bounds_rows_panic() {
         &mut t,
     );
 }
+
+/// The chunks cover `0..k_len` in order, each within the L1 budget unless one range nearly fits,
+/// and each chunk's right operand starts at its first step.
+#[test]
+fn k_chunks_cover_the_range_within_the_budget() {
+    let data: Vec<f32> = (0..MAX_BLOCKS * 5000 * NR).map(|i| i as f32).collect();
+    for blocks in 1..=MAX_BLOCKS {
+        for k_len in [0, 1, 100, 160, 161, 500, 4608] {
+            let b = right(&data, NR, k_len * NR, blocks);
+            let chunks: Vec<_> = k_chunks(k_len, b).collect();
+            let most = K_CHUNK_BYTES / (blocks * NR * 4);
+            assert_eq!(chunks[0].0.start, 0);
+            assert_eq!(chunks.last().unwrap().0.end, k_len);
+            for w in chunks.windows(2) {
+                assert_eq!(w[0].0.end, w[1].0.start);
+            }
+            for (range, r) in &chunks {
+                assert!(chunks.len() == 1 || range.len() <= most, "{blocks} {k_len}");
+                assert_eq!(r.data[0], (range.start * NR) as f32);
+                assert_eq!(
+                    (r.k_stride, r.block_stride, r.blocks),
+                    (NR, k_len * NR, blocks)
+                );
+            }
+            assert_eq!(chunks.len() == 1, k_len * 4 <= most * 5, "{blocks} {k_len}");
+        }
+    }
+}
