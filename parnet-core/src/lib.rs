@@ -4,6 +4,9 @@
 //! Map, from the bottom up (each module uses only those above it in this list; checked by
 //! `tests/layering.rs`):
 //! - [`error`]: [`CoreError`], the one error type.
+//! - [`replicas`]: data-parallel replicas of a training step ([`replicas::Replicas`]: an
+//!   all-gather and a sum in replica order), implemented over threads here and over MPI in
+//!   parnet-train.
 //! - [`tensor`]: [`Tensor`] (shared immutable f32 data + shape + graph link), [`Shape`], the
 //!   pooled [`Buffer`].
 //! - [`testing`] (hidden): seeded values, closeness and finite-difference checks for tests.
@@ -37,6 +40,7 @@ pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod reparam;
+pub mod replicas;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;

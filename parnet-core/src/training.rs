@@ -3,15 +3,23 @@
 //!
 //! A step: forward in training mode (batch statistics, dropout, graph) → cross-entropy (with
 //! label smoothing) → a non-finite loss stops here with [`CoreError::NonFiniteLoss`], before any
-//! weight changes → backward → gradient clipping by global norm (optional) → SGD → gradients
-//! cleared → EMA update (optional).
+//! weight changes → backward → gradients averaged over the data-parallel replicas (if any) →
+//! gradient clipping by global norm (optional) → SGD → gradients cleared → EMA update (optional).
+//!
+//! Data-parallel: every replica runs this step on its share of one global batch (equal shares)
+//! with the same seed; each replica's loss is the mean over its share, so the mean of the
+//! replicas' gradients is the gradient of the global batch's mean loss. With synchronised batch
+//! norm the statistics are the global batch's too, and the step equals the single-process step on
+//! the whole batch up to the order of floating-point sums (`tests/replicas.rs` states the
+//! tolerance).
 
 use crate::autograd::BackwardOptions;
 use crate::error::{CoreError, Result};
 use crate::models::Network;
 use crate::nn::Ctx;
 use crate::ops::loss::cross_entropy;
-use crate::optim::{Ema, Sgd, SgdConfig, clip_grad_norm};
+use crate::optim::{Ema, Sgd, SgdConfig, average_gradients, clip_grad_norm};
+use crate::replicas::Replicas;
 use crate::tensor::{Buffer, Tensor};
 
 /// What a step does besides forward, loss, backward and SGD.
@@ -25,6 +33,16 @@ pub struct StepOptions {
     pub parallel_streams: bool,
     /// How the backward walks the graph.
     pub backward: BackwardOptions,
+    /// The data-parallel replicas this step is one of (`None`: one process). Gradients are
+    /// averaged over them after the backward; every replica gets the same update.
+    pub replicas: Option<&'static dyn Replicas>,
+    /// With `replicas`: batch norms take the statistics of the global batch (synchronised batch
+    /// norm; else each replica's own). Streams and the backward then run in order, so that every
+    /// replica enters the batch-norm exchanges in the same order.
+    pub sync_batch_norm: bool,
+    /// With `replicas`: the index of this replica's first image in the global batch (dropout
+    /// masks follow the global batch).
+    pub first_sample: usize,
 }
 
 impl Default for StepOptions {
@@ -35,6 +53,9 @@ impl Default for StepOptions {
             grad_clip: None,
             parallel_streams: true,
             backward: BackwardOptions::default(),
+            replicas: None,
+            sync_batch_norm: false,
+            first_sample: 0,
         }
     }
 }
@@ -49,7 +70,7 @@ pub struct TrainStep {
 
 /// What one step returns.
 pub struct StepOutcome {
-    /// The mean loss of the batch (before the update).
+    /// The mean loss of the batch (before the update; of the global batch when data-parallel).
     pub loss: f32,
     /// The batch's logits `[N, classes]` (before the update).
     pub logits: Tensor,
@@ -80,17 +101,39 @@ impl TrainStep {
         lr: f32,
         seed: u64,
     ) -> Result<StepOutcome> {
+        let o = self.options;
+        let batch_sync = o.replicas.filter(|_| o.sync_batch_norm);
+        let in_order = batch_sync.is_some();
         let ctx = Ctx {
-            parallel_streams: self.options.parallel_streams,
+            parallel_streams: o.parallel_streams && !in_order,
+            batch_sync,
+            first_sample: o.replicas.map_or(0, |_| o.first_sample),
             ..Ctx::train(seed)
         };
         let logits = model.forward(images, ctx)?;
-        let loss = cross_entropy(&logits, labels, self.options.label_smoothing)?;
+        let loss = cross_entropy(&logits, labels, o.label_smoothing)?;
         let value = loss.item()?;
+        // Every replica stops, or none: the losses are exchanged before any backward.
+        let value = match o.replicas {
+            None => value,
+            Some(r) => {
+                let all = r.all_gather_f64(&[value as f64]);
+                if let Some(bad) = all.iter().find(|v| !v.is_finite()) {
+                    return Err(CoreError::NonFiniteLoss(*bad as f32));
+                }
+                (all.iter().sum::<f64>() / all.len() as f64) as f32
+            }
+        };
         if !value.is_finite() {
             return Err(CoreError::NonFiniteLoss(value));
         }
-        loss.backward_with_options(Buffer::filled(1, 1.0), self.options.backward)?;
+        let backward = BackwardOptions {
+            parallel: o.backward.parallel && !in_order,
+        };
+        loss.backward_with_options(Buffer::filled(1, 1.0), backward)?;
+        if let Some(r) = o.replicas {
+            average_gradients(model, r);
+        }
         if let Some(max_norm) = self.options.grad_clip {
             clip_grad_norm(model, max_norm);
         }

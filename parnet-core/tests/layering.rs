@@ -14,9 +14,9 @@ use std::fs;
 use std::path::Path;
 
 /// Top-level modules from the bottom up; each may depend only on modules before it.
-const LAYERS: [&str; 15] = [
-    "error", "tensor", "testing", "kernels", "autograd", "ops", "nn", "reparam", "optim", "io",
-    "exec", "models", "training", "onnx", "lib",
+const LAYERS: [&str; 16] = [
+    "error", "replicas", "tensor", "testing", "kernels", "autograd", "ops", "nn", "reparam",
+    "optim", "io", "exec", "models", "training", "onnx", "lib",
 ];
 
 type ModPath = Vec<String>;

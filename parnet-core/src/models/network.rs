@@ -32,6 +32,11 @@ pub trait Network: Module + Send + Sync {
             format!("{} cannot be lowered to the executor", self.name()),
         ))
     }
+    /// This network as a [`ParNet`](crate::models::parnet::ParNet) (whose streams can run in
+    /// separate processes), if it is one.
+    fn as_parnet(&self) -> Option<&crate::models::parnet::ParNet> {
+        None
+    }
     /// The input size the network is defined for (224 for ImageNet layouts, 32 for CIFAR).
     fn default_image_size(&self) -> usize;
     /// Input height and width must be multiples of this.

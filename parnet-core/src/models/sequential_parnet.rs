@@ -44,7 +44,7 @@ use crate::models::parnet::model::{FinalLayer, lower_chain, lower_head};
 use crate::models::parnet::plan::BlockSpec;
 use crate::models::parnet::{Layout, ParNetConfig};
 use crate::nn::{Ctx, Init, Linear, Module, StateBuffer};
-use crate::ops::dropout::dropout;
+use crate::ops::dropout::dropout_from;
 use crate::ops::pool::global_avg_pool;
 use crate::tensor::Tensor;
 
@@ -144,7 +144,12 @@ impl SequentialParNet {
         let (n, c) = (pooled.dims()[0], pooled.dims()[1]);
         let mut features = pooled.reshape([n, c])?;
         if ctx.train && self.config.dropout > 0.0 {
-            features = dropout(&features, self.config.dropout, ctx.with_seed_offset(1).seed)?;
+            features = dropout_from(
+                &features,
+                self.config.dropout,
+                ctx.with_seed_offset(1).seed,
+                ctx.first_sample * c,
+            )?;
         }
         self.head.forward(&features, ctx.track_grad)
     }

@@ -4,7 +4,7 @@ use super::{Ctx, Module, StateBuffer, join_name};
 use crate::Param;
 use crate::error::Result;
 use crate::ops::batch_norm::{
-    BatchStats, batch_norm2d_eval, batch_norm2d_train, update_running_stats,
+    BatchStats, batch_norm2d_eval, batch_norm2d_train_synced, update_running_stats,
 };
 use crate::tensor::{Buffer, Tensor};
 
@@ -54,7 +54,7 @@ impl BatchNorm2d {
         let gamma = self.weight.get(ctx.track_grad);
         let beta = self.bias.get(ctx.track_grad);
         if ctx.train {
-            let (y, stats) = batch_norm2d_train(x, &gamma, &beta, self.eps)?;
+            let (y, stats) = batch_norm2d_train_synced(x, &gamma, &beta, self.eps, ctx.batch_sync)?;
             self.record_batch(&stats);
             Ok(y)
         } else {

@@ -22,6 +22,7 @@ pub use linear::Linear;
 use std::sync::{Arc, Mutex};
 
 use crate::Param;
+use crate::replicas::BatchSync;
 use crate::tensor::Shape;
 
 /// How a forward pass runs.
@@ -35,6 +36,12 @@ pub struct Ctx {
     pub parallel_streams: bool,
     /// Seed of this step's random choices (dropout masks).
     pub seed: u64,
+    /// Training batch norms take the statistics of the global batch of these replicas
+    /// (synchronised batch norm), or of this batch alone (`None`).
+    pub batch_sync: BatchSync,
+    /// Index of this batch's first image in the global batch of a data-parallel step (0 on
+    /// one process): dropout draws the masks the global batch would.
+    pub first_sample: usize,
 }
 
 impl Ctx {
@@ -45,6 +52,8 @@ impl Ctx {
             track_grad: true,
             parallel_streams: true,
             seed,
+            batch_sync: None,
+            first_sample: 0,
         }
     }
 
@@ -55,6 +64,8 @@ impl Ctx {
             track_grad: false,
             parallel_streams: true,
             seed: 0,
+            batch_sync: None,
+            first_sample: 0,
         }
     }
 

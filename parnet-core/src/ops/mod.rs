@@ -16,7 +16,7 @@ pub mod rep_merge;
 pub mod reshape;
 
 pub use activation::{relu, sigmoid, silu};
-pub use batch_norm::{batch_norm2d_eval, batch_norm2d_train};
+pub use batch_norm::{batch_norm2d_eval, batch_norm2d_train, batch_norm2d_train_synced};
 pub use channel::{channel_shuffle, interleave_channels};
 pub use conv2d::{Conv2dParams, conv2d};
 pub use dropout::dropout;

@@ -8,11 +8,11 @@ use crate::error::Result;
 use crate::exec::graph::{Affine, Epilogue, GateOn, GraphBuilder, Residual, ValueId};
 use crate::nn::{BatchNorm2d, Conv2d, ConvBn, Ctx, Init, Module, StateBuffer, join_name};
 use crate::ops::activation::sigmoid;
-use crate::ops::batch_norm::batch_norm2d_train_gap;
+use crate::ops::batch_norm::batch_norm2d_train_gap_synced;
 use crate::ops::conv2d::Conv2dParams;
 use crate::ops::elementwise::{mul_channel, scale};
 use crate::ops::pool::{avg_pool2d_2x2, global_avg_pool};
-use crate::ops::rep_merge::{BnParams, IdentityBranch, rep_merge_train};
+use crate::ops::rep_merge::{BnParams, IdentityBranch, rep_merge_train_synced};
 use crate::ops::{add, channel::channel_shuffle};
 use crate::reparam;
 use crate::tensor::Tensor;
@@ -139,7 +139,7 @@ impl RepBlock {
 
     /// The training forward with batch statistics: the two convolutions, the SSE gate, then one
     /// fused op for the normalisations, the gating, the sum and the activation
-    /// ([`rep_merge_train`]); the same values as the op-by-op forward above.
+    /// ([`rep_merge_train_synced`]); the same values as the op-by-op forward above.
     fn forward_train_merged(
         &self,
         x: &Tensor,
@@ -172,7 +172,8 @@ impl RepBlock {
         let identity = match &self.identity {
             Some(bn) => {
                 let (gamma, beta) = bn.affine_params(track);
-                let (gap, moments) = batch_norm2d_train_gap(x, &gamma, &beta, bn.eps)?;
+                let (gap, moments) =
+                    batch_norm2d_train_gap_synced(x, &gamma, &beta, bn.eps, ctx.batch_sync)?;
                 bn.record_batch(&moments.stats);
                 Some((bn, gamma, beta, gap, moments))
             }
@@ -189,7 +190,7 @@ impl RepBlock {
                 }
             }
         };
-        let (y, stats) = rep_merge_train(
+        let (y, stats) = rep_merge_train_synced(
             &d,
             bn_params((&dense_gamma, &dense_beta), &dense.bn),
             &one,
@@ -203,6 +204,7 @@ impl RepBlock {
                     moments,
                 }),
             self.activation,
+            ctx.batch_sync,
         )?;
         dense.bn.record_batch(&stats[0]);
         one_by_one.bn.record_batch(&stats[1]);

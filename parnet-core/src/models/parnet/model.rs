@@ -14,7 +14,7 @@ use crate::models::conv_unit::ConvUnit;
 use crate::models::info::ModelInfo;
 use crate::nn::{ConvBn, Ctx, Init, Linear, Module, StateBuffer};
 use crate::ops::conv2d::Conv2dParams;
-use crate::ops::dropout::dropout;
+use crate::ops::dropout::dropout_from;
 use crate::ops::pool::global_avg_pool;
 use crate::tensor::Tensor;
 
@@ -215,15 +215,43 @@ impl ParNet {
             (stream(0, x0.clone()), rest(&x0))
         };
         let (y0, (y1, y2)) = (y0?, rest?);
-        let d0 = self.down0.forward(&y0, ctx)?;
-        let d1 = self.fuse1.forward(&y1, &d0, ctx)?;
-        let z = self.fuse2.forward(&y2, &d1, ctx)?;
+        self.forward_from_streams([&y0, &y1, &y2], ctx)
+    }
+
+    /// The output of stream `s` (0, 1 or 2) for images `x`: the part of the stem it needs, then
+    /// the stream; what one process of a stream-parallel forward computes (the official
+    /// `SimpNetMultiGPU` recomputes the stem prefix likewise). The same bits as inside
+    /// [`ParNet::forward`].
+    pub fn stream_forward(&self, x: &Tensor, s: usize, ctx: Ctx) -> Result<Tensor> {
+        self.check_input(x)?;
+        if s > 2 {
+            return Err(invalid(
+                "parnet",
+                format!("stream {s}: ParNet has streams 0, 1 and 2"),
+            ));
+        }
+        let stem_len = self.stem.len() - 2 + s;
+        let x = run_chain(&self.stem[..stem_len], x.clone(), ctx)?;
+        run_chain(&self.streams[s], x, ctx)
+    }
+
+    /// The logits from the outputs of the three streams ([`ParNet::stream_forward`]): the two
+    /// fusions, the final layer, the pool and the classifier.
+    pub fn forward_from_streams(&self, [y0, y1, y2]: [&Tensor; 3], ctx: Ctx) -> Result<Tensor> {
+        let d0 = self.down0.forward(y0, ctx)?;
+        let d1 = self.fuse1.forward(y1, &d0, ctx)?;
+        let z = self.fuse2.forward(y2, &d1, ctx)?;
         let z = self.final_layer.forward(&z, ctx, self.config.activation)?;
         let pooled = global_avg_pool(&z)?;
         let (n, c) = (pooled.dims()[0], pooled.dims()[1]);
         let mut features = pooled.reshape([n, c])?;
         if ctx.train && self.config.dropout > 0.0 {
-            features = dropout(&features, self.config.dropout, ctx.with_seed_offset(1).seed)?;
+            features = dropout_from(
+                &features,
+                self.config.dropout,
+                ctx.with_seed_offset(1).seed,
+                ctx.first_sample * c,
+            )?;
         }
         self.head.forward(&features, ctx.track_grad)
     }
@@ -307,6 +335,10 @@ impl Network for ParNet {
 
     fn is_deploy(&self) -> bool {
         self.is_fused()
+    }
+
+    fn as_parnet(&self) -> Option<&ParNet> {
+        Some(self)
     }
 
     fn deploy(&self) -> Result<Box<dyn Network>> {

@@ -12,6 +12,7 @@ use super::forward::plane;
 use super::planes_by_channel;
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::kernels::batch_norm::{gradient_sums, input_gradient_plane};
+use crate::replicas::{BatchSync, Replicas, sum_f64};
 use crate::tensor::Buffer;
 
 /// Backward state of [`super::batch_norm2d_train`] / [`super::batch_norm2d_eval`]; inputs are
@@ -25,6 +26,10 @@ pub(super) struct BatchNormBackward {
     pub invstd: Vec<f32>,
     /// Whether the statistics came from the batch (training) and are differentiated through.
     pub through_stats: bool,
+    /// `M`: the values per channel the statistics are over (every replica's, when synced).
+    pub count: f64,
+    /// The replicas whose global batch the statistics are of (synchronised batch norm).
+    pub sync: BatchSync,
 }
 
 impl BackwardOp for BatchNormBackward {
@@ -40,8 +45,11 @@ impl BackwardOp for BatchNormBackward {
         let x_t = &ctx.inputs[0];
         let (n, c, h, w) = x_t.shape().nchw().expect("batch_norm2d: x is [N, C, H, W]");
         let hw = h * w;
-        let m = (n * hw) as f64;
+        let m = self.count;
         let (x, gamma, dy) = (x_t.data(), ctx.inputs[1].data(), ctx.grad_output);
+        if let Some(replicas) = self.sync.filter(|_| self.through_stats) {
+            return self.backward_synced(ctx, replicas);
+        }
 
         let mut dx = ctx.needs_grad(0).then(|| Buffer::for_overwrite(x.len()));
         let dx_planes: Vec<Option<Vec<&mut [f32]>>> = match dx.as_deref_mut() {
@@ -94,6 +102,62 @@ impl BackwardOp for BatchNormBackward {
         let dbeta = ctx
             .needs_grad(2)
             .then(|| Buffer::from_fn(c, |ch| sums[ch].0 as f32));
+        vec![dx, dgamma, dbeta]
+    }
+}
+
+impl BatchNormBackward {
+    /// The training backward of a synchronised batch norm: this replica's sums, their sum over
+    /// the replicas (for `dx`, whose statistics were the global batch's), then `dx`.
+    fn backward_synced(
+        &self,
+        ctx: &BackwardCtx<'_>,
+        replicas: &'static dyn Replicas,
+    ) -> Vec<Option<Buffer>> {
+        let x_t = &ctx.inputs[0];
+        let (n, c, h, w) = x_t.shape().nchw().expect("batch_norm2d: x is [N, C, H, W]");
+        let hw = h * w;
+        let m = self.count;
+        let (x, gamma, dy) = (x_t.data(), ctx.inputs[1].data(), ctx.grad_output);
+        let local: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                (0..n).fold((0.0, 0.0), |(s, s_xmu), i| {
+                    let (a, b) = gradient_sums(
+                        plane(dy, c, hw, i, ch),
+                        plane(x, c, hw, i, ch),
+                        self.mean[ch],
+                        self.mean_lo[ch],
+                    );
+                    (s + a, s_xmu + b)
+                })
+            })
+            .collect();
+        let mut global: Vec<f64> = local.iter().flat_map(|&(a, b)| [a, b]).collect();
+        sum_f64(replicas, &mut global);
+        let mut dx = ctx.needs_grad(0).then(|| Buffer::for_overwrite(x.len()));
+        if let Some(buf) = dx.as_deref_mut() {
+            buf.par_chunks_mut(hw).enumerate().for_each(|(k, dxp)| {
+                let (i, ch) = (k / c, k % c);
+                let invstd = self.invstd[ch] as f64;
+                let a = (gamma[ch] as f64 * invstd) as f32;
+                let b = (global[2 * ch] / m) as f32;
+                let kk = (invstd * invstd * global[2 * ch + 1] / m) as f32;
+                input_gradient_plane(
+                    plane(dy, c, hw, i, ch),
+                    plane(x, c, hw, i, ch),
+                    (self.mean[ch], self.mean_lo[ch]),
+                    (a, b, kk),
+                    dxp,
+                );
+            });
+        }
+        let dgamma = ctx
+            .needs_grad(1)
+            .then(|| Buffer::from_fn(c, |ch| (local[ch].1 * self.invstd[ch] as f64) as f32));
+        let dbeta = ctx
+            .needs_grad(2)
+            .then(|| Buffer::from_fn(c, |ch| local[ch].0 as f32));
         vec![dx, dgamma, dbeta]
     }
 }

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::planes_by_channel;
 use crate::kernels::batch_norm::{affine_plane, shifted_sums};
+use crate::replicas::Replicas;
 
 /// `(mean, sum((x - mean)^2))` of the values of `planes` (`m` values in all, `m >= 1`), in one
 /// pass over memory: sums of `d = x - shift` and `d^2` ([`shifted_sums`]), with `shift` the first
@@ -112,6 +113,43 @@ pub(super) fn train_forward(
             moments
         })
         .collect()
+}
+
+/// [`train_forward`] with the statistics of the global batch of every replica of `replicas`:
+/// every channel's local moments first, then one exchange for all channels, then the affine map.
+/// Returns the moments and the global count per channel.
+pub(super) fn train_forward_synced(
+    x: &[f32],
+    (n, c, hw): (usize, usize, usize),
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    replicas: &'static dyn Replicas,
+    out: &mut [f32],
+) -> (Vec<ChannelMoments>, usize) {
+    let m = n * hw;
+    let mut moments: Vec<ChannelMoments> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mean, sq_dev_sum) = shifted_moments((0..n).map(|i| plane(x, c, hw, i, ch)), m);
+            channel_moments(mean, sq_dev_sum, m as f64, eps)
+        })
+        .collect();
+    let total = super::synchronise(&mut moments, m, eps, Some(replicas));
+    out.par_chunks_mut(hw).enumerate().for_each(|(k, o)| {
+        let (i, ch) = (k / c, k % c);
+        let s = &moments[ch];
+        let scale = gamma[ch] * s.invstd;
+        affine_plane(
+            plane(x, c, hw, i, ch),
+            s.mean_hi,
+            s.mean_lo,
+            scale,
+            beta[ch],
+            o,
+        );
+    });
+    (moments, total)
 }
 
 /// Eval forward: `out = (x - mean_c) * invstd_c * gamma_c + beta_c` with given per-channel

@@ -20,6 +20,7 @@ use super::{BatchMoments, check_training_shapes, plane, planes_by_channel};
 use crate::autograd::{BackwardCtx, BackwardOp};
 use crate::error::Result;
 use crate::kernels::batch_norm::affine_plane;
+use crate::replicas::{BatchSync, sum_f64};
 use crate::tensor::{Buffer, Tensor};
 
 const OP: &str = "batch_norm2d_train_gap";
@@ -34,12 +35,24 @@ pub fn batch_norm2d_train_gap(
     beta: &Tensor,
     eps: f32,
 ) -> Result<(Tensor, BatchMoments)> {
+    batch_norm2d_train_gap_synced(x, gamma, beta, eps, None)
+}
+
+/// [`batch_norm2d_train_gap`] with the statistics of the global batch of every replica of `sync`
+/// (see [`super::batch_norm2d_train_synced`]).
+pub fn batch_norm2d_train_gap_synced(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    sync: BatchSync,
+) -> Result<(Tensor, BatchMoments)> {
     let (n, c, h, w) = check_training_shapes(OP, x, gamma, beta, eps)?;
     let hw = h * w;
     let data = x.data();
     // Plane means laid out [C, N] (one contiguous run per channel task).
     let mut plane_means = vec![0.0f64; c * n];
-    let channels: Vec<_> = plane_means
+    let mut channels: Vec<_> = plane_means
         .par_chunks_mut(n)
         .enumerate()
         .map(|(ch, means)| {
@@ -47,6 +60,7 @@ pub fn batch_norm2d_train_gap(
             moments_and_plane_means(planes, hw, eps, means)
         })
         .collect();
+    let m = super::synchronise(&mut channels, n * hw, eps, sync);
     let (gamma_v, beta_v) = (gamma.data(), beta.data());
     let gap = Buffer::from_fn(n * c, |k| {
         let (i, ch) = (k / c, k % c);
@@ -54,12 +68,14 @@ pub fn batch_norm2d_train_gap(
         let scale = gamma_v[ch] as f64 * s.invstd as f64;
         ((plane_means[ch * n + i] - s.mean) * scale + beta_v[ch] as f64) as f32
     });
-    let moments = BatchMoments::new(channels, n * hw);
+    let moments = BatchMoments::new(channels, m);
     let kept = moments.channels.clone();
     let out = Tensor::from_op(gap, [n, c, 1, 1], &[x, gamma, beta], || {
         BatchNormGapBackward {
             moments: kept,
             plane_means,
+            count: m as f64,
+            sync,
         }
     });
     Ok((out, moments))
@@ -69,6 +85,9 @@ struct BatchNormGapBackward {
     moments: Vec<super::ChannelMoments>,
     /// `[C, N]`.
     plane_means: Vec<f64>,
+    /// `M`: the values per channel the moments are over (every replica's, when synced).
+    count: f64,
+    sync: BatchSync,
 }
 
 impl BackwardOp for BatchNormGapBackward {
@@ -83,10 +102,10 @@ impl BackwardOp for BatchNormGapBackward {
             .nchw()
             .expect("batch_norm2d_train_gap: x is NCHW");
         let hw = h * w;
-        let m = (n * hw) as f64;
+        let m = self.count;
         let (x, gamma, dgap) = (x_t.data(), ctx.inputs[1].data(), ctx.grad_output);
-        // (A_c, B_c) per channel.
-        let sums: Vec<(f64, f64)> = (0..c)
+        // (A_c, B_c) per channel: this replica's (for dgamma, dbeta), and every replica's (dx).
+        let local: Vec<(f64, f64)> = (0..c)
             .map(|ch| {
                 let s = &self.moments[ch];
                 (0..n).fold((0.0, 0.0), |(a, b), i| {
@@ -96,6 +115,14 @@ impl BackwardOp for BatchNormGapBackward {
                 })
             })
             .collect();
+        let sums = match self.sync {
+            None => local.clone(),
+            Some(replicas) => {
+                let mut all: Vec<f64> = local.iter().flat_map(|&(a, b)| [a, b]).collect();
+                sum_f64(replicas, &mut all);
+                all.chunks(2).map(|p| (p[0], p[1])).collect()
+            }
+        };
         let dx = ctx.needs_grad(0).then(|| {
             let mut dx = Buffer::for_overwrite(x.len());
             planes_by_channel(&mut dx, c, hw)
@@ -125,10 +152,10 @@ impl BackwardOp for BatchNormGapBackward {
         });
         let dgamma = ctx
             .needs_grad(1)
-            .then(|| Buffer::from_fn(c, |ch| sums[ch].1 as f32));
+            .then(|| Buffer::from_fn(c, |ch| local[ch].1 as f32));
         let dbeta = ctx
             .needs_grad(2)
-            .then(|| Buffer::from_fn(c, |ch| sums[ch].0 as f32));
+            .then(|| Buffer::from_fn(c, |ch| local[ch].0 as f32));
         vec![dx, dgamma, dbeta]
     }
 }

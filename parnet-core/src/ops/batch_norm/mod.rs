@@ -15,12 +15,15 @@ mod reference;
 #[cfg(test)]
 mod tests;
 
-pub use gap::{batch_norm2d_train_gap, batch_norm2d_train_gap_reference};
+pub use gap::{
+    batch_norm2d_train_gap, batch_norm2d_train_gap_reference, batch_norm2d_train_gap_synced,
+};
 pub use reference::{
     batch_norm2d_eval_reference, batch_norm2d_train_reference, batch_stats_reference,
 };
 
 use crate::error::{Result, invalid, shape_error};
+use crate::replicas::{BatchSync, combine_moments};
 use crate::tensor::{Buffer, Tensor};
 use backward::BatchNormBackward;
 pub(crate) use forward::{ChannelMoments, channel_moments, plane, shifted_moments};
@@ -77,17 +80,39 @@ pub fn batch_norm2d_train(
     beta: &Tensor,
     eps: f32,
 ) -> Result<(Tensor, BatchStats)> {
+    batch_norm2d_train_synced(x, gamma, beta, eps, None)
+}
+
+/// [`batch_norm2d_train`] whose statistics are those of the global batch of every replica of
+/// `sync` (synchronised batch norm; `None`: this batch alone, the same bits as
+/// [`batch_norm2d_train`]). The backward reduces its gradient sums across the replicas too, for
+/// `dx`; `dgamma` and `dbeta` stay this replica's (the step sums parameter gradients).
+pub fn batch_norm2d_train_synced(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    sync: BatchSync,
+) -> Result<(Tensor, BatchStats)> {
     let (n, c, h, w) = check_training_shapes("batch_norm2d_train", x, gamma, beta, eps)?;
-    let m = n * h * w;
+    let dims = (n, c, h * w);
     let mut out = Buffer::for_overwrite(x.numel());
-    let moments = forward::train_forward(
-        x.data(),
-        (n, c, h * w),
-        gamma.data(),
-        beta.data(),
-        eps,
-        &mut out,
-    );
+    let (moments, m) = match sync {
+        None => {
+            let moments =
+                forward::train_forward(x.data(), dims, gamma.data(), beta.data(), eps, &mut out);
+            (moments, n * h * w)
+        }
+        Some(replicas) => forward::train_forward_synced(
+            x.data(),
+            dims,
+            gamma.data(),
+            beta.data(),
+            eps,
+            replicas,
+            &mut out,
+        ),
+    };
     let stats = BatchStats::from_moments(&moments, m);
     let y = Tensor::from_op(out, x.shape().clone(), &[x, gamma, beta], || {
         BatchNormBackward {
@@ -95,9 +120,28 @@ pub fn batch_norm2d_train(
             mean_lo: moments.iter().map(|s| s.mean_lo).collect(),
             invstd: moments.iter().map(|s| s.invstd).collect(),
             through_stats: true,
+            count: m as f64,
+            sync,
         }
     });
     Ok((y, stats))
+}
+
+/// Makes `moments` (each over this replica's `m` values of its channel, with `eps`) those of the
+/// global batch of every replica of `sync`; returns the count they are over now (`m` if `None`).
+pub(crate) fn synchronise(
+    moments: &mut [ChannelMoments],
+    m: usize,
+    eps: f32,
+    sync: BatchSync,
+) -> usize {
+    let Some(replicas) = sync else { return m };
+    let local: Vec<(f64, f64)> = moments.iter().map(|s| (s.mean, s.sq_dev_sum)).collect();
+    let (global, total) = combine_moments(replicas, &local, m);
+    for (s, (mean, sq_dev_sum)) in moments.iter_mut().zip(global) {
+        *s = channel_moments(mean, sq_dev_sum, total as f64, eps);
+    }
+    total
 }
 
 /// Eval mode: normalise with running statistics (constants, no gradient to them); `x`
@@ -156,6 +200,8 @@ pub fn batch_norm2d_eval(
             mean_lo: vec![0.0; c],
             invstd,
             through_stats: false,
+            count: (n * h * w) as f64,
+            sync: None,
         },
     ))
 }

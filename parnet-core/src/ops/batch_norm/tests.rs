@@ -269,6 +269,8 @@ fn time_batch_norm(dims: [usize; 4], reps: usize) {
         mean_lo: vec![0.0; c],
         invstd: vec![1.0; c],
         through_stats: true,
+        count: x.numel() as f64 / c as f64,
+        sync: None,
     };
     let inputs = [x.clone(), g.clone(), b.clone()];
     let ctx = crate::autograd::BackwardCtx {

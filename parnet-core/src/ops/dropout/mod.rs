@@ -14,13 +14,23 @@ use rayon::prelude::*;
 /// The mask is a pure function of `(seed, element index)`, so it does not depend on thread count.
 /// `p == 0` returns `x` unchanged (same tensor handle); `p` must be in `[0, 1)`.
 pub fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
+    dropout_from(x, p, seed, 0)
+}
+
+/// [`dropout`] of a tensor that is the part of a larger one starting at element `first`: element
+/// `i` takes the larger tensor's mask at `first + i` (a data-parallel replica's share of a global
+/// batch gets the masks the whole batch would).
+pub fn dropout_from(x: &Tensor, p: f32, seed: u64, first: usize) -> Result<Tensor> {
     if !(0.0..1.0).contains(&p) {
         return Err(invalid("dropout", format!("p must be in [0, 1), got {p}")));
     }
     if p == 0.0 {
         return Ok(x.clone());
     }
-    let mask = DropoutMask::new(p, seed);
+    let mask = DropoutMask {
+        first,
+        ..DropoutMask::new(p, seed)
+    };
     let mut out = Buffer::for_overwrite(x.numel());
     mask.apply(&mut out, x.data());
     Ok(Tensor::from_op(out, x.shape().clone(), &[x], || {
@@ -42,6 +52,8 @@ struct DropoutMask {
     threshold: u64,
     /// `1 / (1 - p)` in f32.
     scale: f32,
+    /// The mask index of element 0.
+    first: usize,
 }
 
 impl DropoutMask {
@@ -50,6 +62,7 @@ impl DropoutMask {
             seed,
             threshold: (p as f64 * 4_294_967_296.0).round() as u64,
             scale: 1.0 / (1.0 - p),
+            first: 0,
         }
     }
 
@@ -75,7 +88,7 @@ impl DropoutMask {
             .zip(src.par_chunks(ELEMENTWISE_CHUNK))
             .enumerate()
             .for_each(|(c, (o, s))| {
-                let base = c * ELEMENTWISE_CHUNK;
+                let base = self.first + c * ELEMENTWISE_CHUNK;
                 for (i, (o, &v)) in o.iter_mut().zip(s).enumerate() {
                     *o = if self.keeps(base + i) {
                         v * self.scale

@@ -34,8 +34,9 @@ use crate::kernels::rep_merge::{Affine, PlaneMerge, forward_plane};
 use crate::ops::activation::Activation;
 use crate::ops::batch_norm::{
     BatchMoments, BatchStats, ChannelMoments, channel_moments, check_shapes, check_training_shapes,
-    plane, shifted_moments,
+    plane, shifted_moments, synchronise,
 };
+use crate::replicas::BatchSync;
 use crate::tensor::{Buffer, Tensor};
 
 const OP: &str = "rep_merge_train";
@@ -69,11 +70,31 @@ pub fn rep_merge_train(
     identity: Option<IdentityBranch<'_>>,
     activation: Activation,
 ) -> Result<(Tensor, [BatchStats; 2])> {
+    rep_merge_train_synced(
+        dense, dense_bn, one, one_bn, gate, identity, activation, None,
+    )
+}
+
+/// [`rep_merge_train`] whose dense and 1x1 normalisations take the statistics of the global batch
+/// of every replica of `sync` (synchronised batch norm; the identity branch's moments come
+/// synchronised from [`crate::ops::batch_norm::batch_norm2d_train_gap_synced`]); the backward
+/// reduces its gradient sums across the replicas for the input gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn rep_merge_train_synced(
+    dense: &Tensor,
+    dense_bn: BnParams<'_>,
+    one: &Tensor,
+    one_bn: BnParams<'_>,
+    gate: &Tensor,
+    identity: Option<IdentityBranch<'_>>,
+    activation: Activation,
+    sync: BatchSync,
+) -> Result<(Tensor, [BatchStats; 2])> {
     let (n, c, h, w) = check(dense, dense_bn, one, one_bn, gate, identity.as_ref())?;
     let hw = h * w;
     let m = n * hw;
     // Statistics of the two conv outputs, one task per (branch, channel).
-    let moments: Vec<ChannelMoments> = (0..2 * c)
+    let mut moments: Vec<ChannelMoments> = (0..2 * c)
         .into_par_iter()
         .map(|k| {
             let ((t, eps), ch) = if k < c {
@@ -86,12 +107,17 @@ pub fn rep_merge_train(
             channel_moments(mean, sq_dev_sum, m as f64, eps)
         })
         .collect();
-    let (dense_m, one_m) = moments.split_at(c);
+    let (dense_m, one_m) = moments.split_at_mut(c);
+    let local_m = m;
+    let m = synchronise(dense_m, local_m, dense_bn.eps, sync);
+    synchronise(one_m, local_m, one_bn.eps, sync);
     let state = RepMergeBackward {
         dense: dense_m.to_vec(),
         one: one_m.to_vec(),
         identity: identity.map(|id| id.moments.channels.clone()),
         activation,
+        count: m as f64,
+        sync,
     };
     let params = Params::read(dense_bn, one_bn, identity.map(|id| id.bn), gate);
     let mut y = Buffer::for_overwrite(dense.numel());
@@ -223,6 +249,9 @@ struct RepMergeBackward {
     one: Vec<ChannelMoments>,
     identity: Option<Vec<ChannelMoments>>,
     activation: Activation,
+    /// `M`: the values per channel the moments are over (every replica's, when synced).
+    count: f64,
+    sync: BatchSync,
 }
 
 impl RepMergeBackward {
