@@ -416,3 +416,55 @@ fn an_image_too_small_for_the_crop_is_an_error_naming_it() {
     let err = loader.load_batch(0, 0).unwrap_err().to_string();
     assert!(err.contains("image 1") && err.contains("20x20"), "{err}");
 }
+
+#[test]
+fn the_shards_of_a_batch_join_into_the_whole_batch() {
+    let data: Arc<dyn Dataset> = Arc::new(SyntheticSet::new(70, 3));
+    let config = LoaderConfig {
+        batch_size: 12,
+        shuffle: true,
+        drop_last: false,
+        seed: 7,
+        prefetch: 2,
+    };
+    let whole = Loader::new(Arc::clone(&data), heavy_pipeline(), config.clone()).unwrap();
+    for count in [2, 3, 4] {
+        let shards: Vec<Loader> = (0..count)
+            .map(|k| {
+                Loader::new(Arc::clone(&data), heavy_pipeline(), config.clone())
+                    .unwrap()
+                    .with_shard(k, count)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(shards[1].shard(), (1, count));
+        for epoch in 0..2 {
+            let batches = all_batches(&whole, epoch);
+            let parts: Vec<Vec<Batch>> = shards.iter().map(|s| all_batches(s, epoch)).collect();
+            for (b, batch) in batches.iter().enumerate() {
+                let mut images = Vec::new();
+                let mut labels = Vec::new();
+                let mut indices = Vec::new();
+                for (k, part) in parts.iter().enumerate() {
+                    let len = batch.len();
+                    assert_eq!(part[b].len(), (k + 1) * len / count - k * len / count);
+                    images.extend_from_slice(&part[b].images);
+                    labels.extend_from_slice(&part[b].labels);
+                    indices.extend_from_slice(&part[b].indices);
+                }
+                assert_eq!(
+                    (images, labels, indices),
+                    (
+                        batch.images.clone(),
+                        batch.labels.clone(),
+                        batch.indices.clone()
+                    )
+                );
+            }
+        }
+    }
+    let loader = || Loader::new(Arc::clone(&data), heavy_pipeline(), config.clone()).unwrap();
+    assert!(loader().with_shard(2, 2).is_err());
+    assert!(loader().with_shard(0, 0).is_err());
+    assert!(loader().with_shard(0, 13).is_err());
+}

@@ -9,6 +9,8 @@ use parnet_core::{Buffer, Tensor};
 use parnet_data::Loader;
 use serde::{Deserialize, Serialize};
 
+use crate::distributed::Distributed;
+
 /// Metrics of one pass over a data set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct EvalResult {
@@ -43,7 +45,7 @@ pub struct Evaluation {
 
 /// Running sums of the metrics over batches.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     loss_sum: f64,
     top1: usize,
     top5: usize,
@@ -60,6 +62,20 @@ impl Tally {
         self.top5 += accuracy_topk(logits.data(), classes, labels, 5.min(classes));
         self.images += n;
         Ok(())
+    }
+
+    /// The sums of every rank of a distributed evaluation (each over its share of the images).
+    fn sum_over(&mut self, d: Distributed) {
+        let mut sums = [
+            self.loss_sum,
+            self.top1 as f64,
+            self.top5 as f64,
+            self.images as f64,
+        ];
+        d.sum(&mut sums);
+        self.loss_sum = sums[0];
+        (self.top1, self.top5, self.images) =
+            (sums[1] as usize, sums[2] as usize, sums[3] as usize);
     }
 
     fn result(&self) -> EvalResult {
@@ -92,10 +108,36 @@ pub fn evaluate_by(
     loader: &Loader,
     tta: Tta,
 ) -> Result<Evaluation> {
+    evaluate_shared(forward, classes, loader, tta, None)
+}
+
+/// [`evaluate_with`] by the ranks of a distributed run, each over its shard of `loader`'s
+/// batches (`None`: this process over all of them): the figures of the whole set on every rank.
+pub fn evaluate_distributed(
+    model: &dyn Network,
+    loader: &Loader,
+    tta: Tta,
+    distributed: Option<Distributed>,
+) -> Result<Evaluation> {
+    let mut forward = |x: &Tensor| -> Result<Tensor> { Ok(model.forward(x, Ctx::eval())?) };
+    evaluate_shared(&mut forward, model.num_classes(), loader, tta, distributed)
+}
+
+fn evaluate_shared(
+    forward: &mut dyn FnMut(&Tensor) -> Result<Tensor>,
+    classes: usize,
+    loader: &Loader,
+    tta: Tta,
+    distributed: Option<Distributed>,
+) -> Result<Evaluation> {
     let (mut plain, mut flip) = (Tally::default(), Tally::default());
     let mut batches = loader.epoch(0);
     while let Some(batch) = batches.next() {
         let batch = batch?;
+        if batch.is_empty() {
+            // A rank's share of a last batch smaller than the ranks.
+            continue;
+        }
         let shape = batch.shape().to_vec();
         let x = Tensor::new(Buffer::from_slice(&batch.images), shape.clone())?;
         let logits = forward(&x)?;
@@ -110,6 +152,10 @@ pub fn evaluate_by(
             flip.add(&mean, &batch.labels, classes)?;
         }
         batches.recycle(batch);
+    }
+    if let Some(d) = distributed {
+        plain.sum_over(d);
+        flip.sum_over(d);
     }
     Ok(Evaluation {
         plain: plain.result(),

@@ -7,6 +7,8 @@
 //! - [`schedule`]: learning-rate schedules (cosine with warmup and cooldown, step, one-cycle).
 //! - [`data_setup`]: loaders from the `[data]` section.
 //! - [`train`]: the loop, with checkpoints every epoch and on Ctrl-C, and resume.
+//! - [`distributed`]: data-parallel training and stream-parallel inference across `mpirun`
+//!   ranks (MPI behind the `mpi` feature).
 //! - [`evaluate`]: loss, top-1, top-5 over a loader, with optional flip TTA.
 //! - [`deploy`]: deploy-form networks on the executor, planned per input shape.
 //! - [`checkpoint`]: weight files and checkpoints (model description, form, optimiser, EMA).
@@ -23,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod data_setup;
 pub mod deploy;
+pub mod distributed;
 pub mod evaluate;
 pub mod limits;
 pub mod metrics;

@@ -36,6 +36,7 @@ fn eval_reports_a_checkpoint_with_and_without_flip_tta() {
     let quiet = TrainOptions {
         progress: false,
         verbose: false,
+        distributed: None,
     };
     train(cfg, quiet).unwrap();
 
@@ -129,6 +130,7 @@ fn eval_held_out_rebuilds_the_runs_validation_split_for_the_checkpoint_and_its_d
     let quiet = TrainOptions {
         progress: false,
         verbose: false,
+        distributed: None,
     };
     train(cfg, quiet).unwrap();
     let logged = read_log(&run.join("metrics.jsonl")).unwrap();

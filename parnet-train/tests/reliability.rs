@@ -351,3 +351,33 @@ fn inspect_ends_its_report_with_a_newline() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The default build has no MPI: a distributed run or a stream-parallel inference is refused
+/// with the command that builds one, before any work.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_modes_without_the_mpi_feature_say_how_to_build_them() {
+    let out = parnet(&["train", "--distributed", "--quiet"]);
+    assert_clean_failure(&out, "--features mpi");
+    let out = parnet(&[
+        "infer",
+        "--stream-parallel",
+        "--weights",
+        "w",
+        "--input",
+        "x",
+        "--output",
+        "y",
+    ]);
+    assert_clean_failure(&out, "--features mpi");
+    let out = parnet(&[
+        "bench",
+        "latency",
+        "--model",
+        "parnet-s",
+        "--stream-parallel",
+    ]);
+    assert_clean_failure(&out, "--features mpi");
+    let out = parnet(&["train", "--batch-norm", "local", "--quiet"]);
+    assert_clean_failure(&out, "--distributed");
+}

@@ -12,6 +12,7 @@ use parnet_train::train::{TrainOptions, last_checkpoint, resume, train};
 const QUIET: TrainOptions = TrainOptions {
     progress: false,
     verbose: false,
+    distributed: None,
 };
 
 /// A small, fast run: ParNet-CIFAR at width x0.0625 (8/16/32/64 channels).

@@ -108,6 +108,8 @@ pub struct Loader {
     subset: Option<Arc<Vec<usize>>>,
     size: (usize, usize),
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// `(index, count)`: this loader yields share `index` of `count` of every batch.
+    shard: (usize, usize),
 }
 
 thread_local! {
@@ -150,6 +152,7 @@ impl Loader {
             subset: None,
             size,
             pool: None,
+            shard: (0, 1),
         })
     }
 
@@ -173,6 +176,34 @@ impl Loader {
     pub fn with_thread_pool(mut self, pool: Arc<rayon::ThreadPool>) -> Self {
         self.pool = Some(pool);
         self
+    }
+
+    /// Makes every batch share `index` of `count` equal-as-can-be contiguous shares of the batch
+    /// the loader would otherwise give (a data-parallel replica's images): the union of the
+    /// shares over `index` is the whole batch, in order, each image with the same augmentation.
+    pub fn with_shard(mut self, index: usize, count: usize) -> Result<Self> {
+        if count == 0 || index >= count {
+            return Err(DataError::config(
+                "loader",
+                format!("shard {index} of {count}: needs 0 <= index < count"),
+            ));
+        }
+        if count > self.config.batch_size {
+            return Err(DataError::config(
+                "loader",
+                format!(
+                    "{count} shards of batches of {}: every shard needs an image",
+                    self.config.batch_size
+                ),
+            ));
+        }
+        self.shard = (index, count);
+        Ok(self)
+    }
+
+    /// `(index, count)` of [`Loader::with_shard`] (`(0, 1)`: whole batches).
+    pub fn shard(&self) -> (usize, usize) {
+        self.shard
     }
 
     /// Samples per epoch (before drop_last).
@@ -246,7 +277,9 @@ impl Loader {
                 len: self.num_batches(),
             });
         }
-        let indices = &order[start..(start + b).min(order.len())];
+        let whole = &order[start..(start + b).min(order.len())];
+        let (k, count) = self.shard;
+        let indices = &whole[k * whole.len() / count..(k + 1) * whole.len() / count];
         let (h, w) = self.size;
         let sample_len = 3 * h * w;
         batch.images.resize(indices.len() * sample_len, 0.0);

@@ -46,10 +46,17 @@ pub struct BenchLatencyArgs {
     pub threads: ThreadArgs,
     #[arg(long)]
     pub json: bool,
+    /// One ParNet stream per process of an `mpirun -np 3` job (a build with `--features mpi`),
+    /// on the graph engine: rank 0 prints the latency from a barrier to the fused logits.
+    #[arg(long)]
+    pub stream_parallel: bool,
 }
 
 /// Times every `--width-mult` case and prints each (or a JSON list).
 pub fn run(args: &BenchLatencyArgs) -> Result<()> {
+    if args.stream_parallel {
+        return run_stream_parallel(args);
+    }
     args.threads.apply()?;
     let specs = match &args.model.model {
         Some(name) => args.model.specs_or(name)?,
@@ -87,6 +94,77 @@ pub fn run(args: &BenchLatencyArgs) -> Result<()> {
         crate::say!("{}", serde_json::to_string_pretty(&value)?);
     }
     Ok(())
+}
+
+/// `parnet bench latency --stream-parallel`: this process is rank s of an `mpirun -np 3` job.
+#[cfg(feature = "mpi")]
+fn run_stream_parallel(args: &BenchLatencyArgs) -> Result<()> {
+    use parnet_core::Tensor;
+    use parnet_core::nn::Init;
+    use parnet_core::replicas::Replicas as _;
+    use std::io::Write as _;
+    let (universe, ranks) = crate::distributed::mpi::init()?;
+    let run = || -> Result<()> {
+        args.threads.apply()?;
+        let spec = args.model.spec()?;
+        let mut model = spec.build(0)?;
+        if args.fused {
+            model = model.deploy()?;
+        }
+        let size = args.image_size.unwrap_or(model.default_image_size());
+        crate::limits::check_image_size(size)?;
+        let n = args.batch * 3 * size * size;
+        let x = Tensor::new(
+            Init::new(1).uniform("x", n, 1.0),
+            [args.batch, 3, size, size],
+        )?;
+        let timed = crate::distributed::streams::stream_parallel_latency(
+            model.as_ref(),
+            &x,
+            ranks,
+            args.warmup,
+            args.runs.max(1),
+        )?;
+        if let Some((median, min, max)) = timed {
+            if args.json {
+                let value = serde_json::json!({
+                    "model": spec.name, "batch": args.batch, "image_size": size,
+                    "ranks": 3, "threads_per_rank": rayon::current_num_threads(),
+                    "fused": args.fused, "engine": "graph, stream-parallel",
+                    "median_ms": median, "min_ms": min, "max_ms": max, "runs": args.runs.max(1),
+                });
+                crate::say!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                crate::say!(
+                    "{} batch {} at {size}x{size}, 3 stream-parallel ranks x {} threads, graph engine{}: {median:.2} ms median ({min:.2}-{max:.2} over {} runs)",
+                    spec.name,
+                    args.batch,
+                    rayon::current_num_threads(),
+                    if args.fused { ", deploy form" } else { "" },
+                    args.runs.max(1)
+                );
+            }
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => {
+            drop(universe);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: rank {} of {}: {e:#}", ranks.index(), ranks.count());
+            let _ = std::io::stderr().flush();
+            ranks.abort(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_stream_parallel(_: &BenchLatencyArgs) -> Result<()> {
+    anyhow::bail!(
+        "this parnet was built without MPI; build it with `cargo build --release --features mpi` (OpenMPI and libclang needed: docs/DISTRIBUTED.md) and start it with `mpirun -np 3`"
+    )
 }
 
 /// `auto`, `off`, `f2` or `f4`.

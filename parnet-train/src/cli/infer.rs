@@ -35,10 +35,18 @@ pub struct InferArgs {
     pub fused: bool,
     #[command(flatten)]
     pub threads: ThreadArgs,
+    /// One ParNet stream per process of an `mpirun -np 3` job (a build with `--features mpi`):
+    /// rank s computes stream s, rank 0 fuses them and writes the logits. Runs the network's
+    /// graph in eval mode (not the executor); the logits equal the single-process graph's.
+    #[arg(long)]
+    pub stream_parallel: bool,
 }
 
 /// Runs `parnet infer`.
 pub fn run(args: &InferArgs) -> Result<()> {
+    if args.stream_parallel {
+        return run_stream_parallel(args);
+    }
     check_output_path(&args.output, &[&args.weights, &args.input])?;
     args.threads.apply()?;
     let spec = args.model.spec_for_file(&args.weights)?;
@@ -62,6 +70,16 @@ pub fn infer_file(
     output_path: &Path,
     fused: bool,
 ) -> Result<Vec<usize>> {
+    let (x, input_nonfinite) = read_input(input_path)?;
+    let model = load_network(spec, weights, fused)?.model;
+    // Deploy weights (or --fused) run on the executor, training weights on their graph.
+    let logits = Forward::for_model(model.as_ref()).forward(&x)?;
+    write_logits(output_path, &logits, weights, input_nonfinite)
+}
+
+/// The `input` tensor (N, 3, H, W) of a safetensors file, and how many of its values are not
+/// finite.
+fn read_input(input_path: &Path) -> Result<(Tensor, usize)> {
     let (tensors, _) =
         read_tensors(input_path).with_context(|| format!("reading {}", input_path.display()))?;
     let input = tensors
@@ -75,11 +93,18 @@ pub fn infer_file(
             input.shape
         );
     }
-    let model = load_network(spec, weights, fused)?.model;
-    let input_nonfinite = input.data.iter().filter(|v| !v.is_finite()).count();
-    let x = Tensor::from_vec(input.data, input.shape)?;
-    // Deploy weights (or --fused) run on the executor, training weights on their graph.
-    let logits = Forward::for_model(model.as_ref()).forward(&x)?;
+    let nonfinite = input.data.iter().filter(|v| !v.is_finite()).count();
+    Ok((Tensor::from_vec(input.data, input.shape)?, nonfinite))
+}
+
+/// Writes `logits` to `output_path` (atomically), warning of non-finite values; returns their
+/// shape.
+fn write_logits(
+    output_path: &Path,
+    logits: &Tensor,
+    weights: &Path,
+    input_nonfinite: usize,
+) -> Result<Vec<usize>> {
     let shape = logits.dims().to_vec();
     let data = logits.to_vec();
     let bad = data.iter().filter(|v| !v.is_finite()).count();
@@ -98,4 +123,56 @@ pub fn infer_file(
     };
     write_tensors(output_path, &[out], &HashMap::new())?;
     Ok(shape)
+}
+
+/// `parnet infer --stream-parallel`: this process is rank s of an `mpirun -np 3` job. An error
+/// on any rank ends every rank (`MPI_Abort`).
+#[cfg(feature = "mpi")]
+fn run_stream_parallel(args: &InferArgs) -> Result<()> {
+    use std::io::Write as _;
+    let (universe, ranks) = crate::distributed::mpi::init()?;
+    let run = || -> Result<Option<Vec<usize>>> {
+        use parnet_core::replicas::Replicas as _;
+        if ranks.index() == 0 {
+            check_output_path(&args.output, &[&args.weights, &args.input])?;
+        }
+        args.threads.apply()?;
+        let spec = args.model.spec_for_file(&args.weights)?;
+        let (x, nonfinite) = read_input(&args.input)?;
+        let model = load_network(spec.as_ref(), &args.weights, args.fused)?.model;
+        match crate::distributed::streams::stream_parallel_forward(model.as_ref(), &x, ranks)? {
+            Some(logits) => Ok(Some(write_logits(
+                &args.output,
+                &logits,
+                &args.weights,
+                nonfinite,
+            )?)),
+            None => Ok(None),
+        }
+    };
+    match run() {
+        Ok(shape) => {
+            if let Some(shape) = shape {
+                crate::say!(
+                    "wrote logits {shape:?} to {} (3 stream-parallel ranks)",
+                    args.output.display()
+                );
+            }
+            drop(universe);
+            Ok(())
+        }
+        Err(e) => {
+            use parnet_core::replicas::Replicas as _;
+            eprintln!("error: rank {} of {}: {e:#}", ranks.index(), ranks.count());
+            let _ = std::io::stderr().flush();
+            ranks.abort(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_stream_parallel(_: &InferArgs) -> Result<()> {
+    bail!(
+        "this parnet was built without MPI; build it with `cargo build --release --features mpi` (OpenMPI and libclang needed: docs/DISTRIBUTED.md) and start it with `mpirun -np 3`"
+    )
 }

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::args::ModelArgs;
 use crate::config::{Overrides, TrainConfig};
+use crate::distributed::{BatchNormMode, Distributed};
 use crate::train::{ResumeOverrides, TrainOptions, TrainSummary, resume_with, train};
 
 /// Options of `parnet train`.
@@ -44,11 +45,60 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Data-parallel over the ranks of an `mpirun` job (a build with `--features mpi`): each
+    /// rank trains on its share of every batch, gradients are averaged, rank 0 writes the run.
+    #[arg(long)]
+    pub distributed: bool,
+    /// Batch-norm statistics of a distributed run: of the global batch (`sync`) or of each
+    /// rank's share (`local`, running statistics averaged every epoch).
+    #[arg(long, value_enum, default_value_t, requires = "distributed")]
+    pub batch_norm: BatchNormMode,
 }
 
 /// Runs `parnet train` and prints how it ended.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let summary = run_train(args)?;
+    if args.distributed {
+        return run_distributed(args);
+    }
+    report(&run_train(args, None)?);
+    Ok(())
+}
+
+/// `parnet train --distributed`: this process is one rank of an `mpirun` job. An error on any
+/// rank ends every rank (`MPI_Abort`), since the others would wait for it in the next exchange.
+#[cfg(feature = "mpi")]
+fn run_distributed(args: &TrainArgs) -> Result<()> {
+    use std::io::Write as _;
+    let (universe, replicas) = crate::distributed::mpi::init()?;
+    let d = Distributed {
+        replicas,
+        batch_norm: args.batch_norm,
+    };
+    match run_train(args, Some(d)) {
+        Ok(summary) => {
+            if d.is_leader() {
+                report(&summary);
+            }
+            drop(universe);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: rank {} of {}: {e:#}", d.rank(), d.ranks());
+            let _ = std::io::stderr().flush();
+            replicas.abort(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_distributed(_: &TrainArgs) -> Result<()> {
+    anyhow::bail!(
+        "this parnet was built without MPI; build it with `cargo build --release --features mpi` (OpenMPI and libclang needed: docs/DISTRIBUTED.md) and start it with mpirun"
+    )
+}
+
+/// Prints how a run ended.
+fn report(summary: &TrainSummary) {
     if summary.interrupted {
         crate::say!(
             "run stopped early in {}; resume with --resume",
@@ -69,15 +119,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             summary.run_dir.display()
         );
     }
-    Ok(())
 }
 
 /// Resolves the configuration (file, then $PARNET_DATA for a config whose data path does not
 /// exist, then command-line overrides) and trains, or resumes.
-pub fn run_train(args: &TrainArgs) -> Result<TrainSummary> {
+pub fn run_train(args: &TrainArgs, distributed: Option<Distributed>) -> Result<TrainSummary> {
     let opts = TrainOptions {
         progress: !args.quiet,
         verbose: true,
+        distributed,
     };
     if let Some(dir) = &args.resume {
         let fixed = [

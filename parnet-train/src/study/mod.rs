@@ -227,6 +227,7 @@ fn train_member(
     let quiet = TrainOptions {
         progress: false,
         verbose: false,
+        distributed: None,
     };
     if last_checkpoint(dir).exists() {
         resume(dir, quiet).with_context(|| format!("resuming {}", dir.display()))?;

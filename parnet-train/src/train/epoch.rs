@@ -126,7 +126,10 @@ pub(super) fn train_epoch(
             100.0 * out.correct as f64 / out.images as f64,
             lr
         ));
-        if stop::requested() || (index < steps && st.out_of_time()) {
+        let stop_here = stop::requested() || (index < steps && st.out_of_time());
+        // The ranks of a distributed run stop after the same step, or none does.
+        let stop_here = st.distributed.map_or(stop_here, |d| d.any(stop_here));
+        if stop_here {
             out.interrupted = index < steps;
             if out.interrupted {
                 break;
@@ -138,6 +141,20 @@ pub(super) fn train_epoch(
     }
     drop(batches);
     pb.finish_and_clear();
+    if let Some(d) = st.distributed {
+        // Every rank's share of the epoch: the loss sums are of the global mean loss times the
+        // rank's images, so their sum is the epoch's.
+        let mut sums = [
+            out.loss_sum,
+            out.correct as f64,
+            out.correct_top5 as f64,
+            out.images as f64,
+        ];
+        d.sum(&mut sums);
+        out.loss_sum = sums[0];
+        (out.correct, out.correct_top5, out.images) =
+            (sums[1] as usize, sums[2] as usize, sums[3] as usize);
+    }
     out.images_per_sec = out.images as f64 / t0.elapsed().as_secs_f64().max(1e-9);
     Ok(out)
 }

@@ -7,8 +7,10 @@ use super::TrainOptions;
 use super::epoch::EpochOutcome;
 use super::run_dir::{best_checkpoint, curves_path, last_checkpoint, log_path};
 use super::session::State;
-use crate::evaluate::{Evaluation, evaluate, evaluate_with};
+use crate::distributed::BatchNormMode;
+use crate::evaluate::{Evaluation, Tta, evaluate_distributed};
 use crate::metrics::{EpochRecord, plot_curves, write_log};
+use parnet_core::optim::average_state_buffers;
 
 /// Evaluates (when due: every `train.eval_every` epochs, at the last epoch and when the time
 /// limit has passed), logs and checkpoints the epoch just trained.
@@ -22,11 +24,17 @@ pub(super) fn end_epoch(
     let due = done.is_multiple_of(st.cfg.train.eval_every)
         || done as f64 >= total_epochs
         || st.out_of_time();
+    let dist = st.distributed;
+    if let Some(d) = dist.filter(|d| d.batch_norm == BatchNormMode::Local) {
+        // Local batch norms: every rank takes the mean of the ranks' running statistics.
+        average_state_buffers(st.model.as_ref(), d.replicas);
+    }
     let val = if due {
-        Some(evaluate_with(
+        Some(evaluate_distributed(
             st.model.as_ref(),
             &st.data.val,
             st.cfg.train.eval_tta,
+            dist,
         )?)
     } else {
         None
@@ -35,7 +43,7 @@ pub(super) fn end_epoch(
         (Some(ema), true) => {
             let shadow = st.spec.build(0)?;
             ema.copy_to(shadow.as_ref());
-            Some(evaluate(shadow.as_ref(), &st.data.val)?)
+            Some(evaluate_distributed(shadow.as_ref(), &st.data.val, Tta::None, dist)?.plain)
         }
         _ => None,
     };
@@ -85,8 +93,10 @@ pub(super) fn end_epoch(
         );
     }
     st.records.push(record);
-    write_log(&log_path(&st.dir), &st.records)?;
-    plot_curves(&curves_path(&st.dir), &st.records)?;
+    if st.leads() {
+        write_log(&log_path(&st.dir), &st.records)?;
+        plot_curves(&curves_path(&st.dir), &st.records)?;
+    }
     st.save(&last_checkpoint(&st.dir))?;
     if improved {
         st.save(&best_checkpoint(&st.dir))?;

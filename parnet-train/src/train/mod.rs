@@ -22,6 +22,7 @@ use parnet_core::models::NetworkSpec;
 use parnet_core::models::parnet::Activation;
 
 use crate::config::TrainConfig;
+use crate::distributed::{Distributed, leads};
 use crate::evaluate::EvalResult;
 
 /// How the loop reports.
@@ -31,6 +32,8 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Print one line per epoch.
     pub verbose: bool,
+    /// The ranks of a distributed run this process is one of (`None`: a single process).
+    pub distributed: Option<Distributed>,
 }
 
 /// What a run ended with.
@@ -73,7 +76,13 @@ pub fn network_spec(cfg: &TrainConfig, data_classes: usize) -> Result<NetworkSpe
 /// Starts a new run in `cfg.train.out` (which must not already hold one).
 pub fn train(cfg: TrainConfig, opts: TrainOptions) -> Result<TrainSummary> {
     cfg.validate()?;
-    let (dir, _lock) = run_dir::create(&cfg)?;
+    // Only the process that writes (rank 0 of a distributed run) makes and locks the directory.
+    let (dir, _lock) = if leads(opts.distributed) {
+        let (dir, lock) = run_dir::create(&cfg)?;
+        (dir, Some(lock))
+    } else {
+        (cfg.train.out.clone(), None)
+    };
     session::run(cfg, &dir, None, opts)
 }
 
@@ -101,7 +110,13 @@ pub fn resume_with(
     overrides: &ResumeOverrides,
     opts: TrainOptions,
 ) -> Result<TrainSummary> {
-    let (mut cfg, _lock) = run_dir::open(dir)?;
+    let leader = leads(opts.distributed);
+    let (mut cfg, _lock) = if leader {
+        let (cfg, lock) = run_dir::open(dir)?;
+        (cfg, Some(lock))
+    } else {
+        (run_dir::read_config(dir)?, None)
+    };
     let (file, path) = run_dir::newest_valid_checkpoint(dir)?;
     let done = file.position()?;
     let mut changes = Vec::new();
@@ -139,8 +154,10 @@ pub fn resume_with(
     }
     if !changes.is_empty() {
         cfg.validate()?;
-        run_dir::save_config(dir, &cfg)?;
-        crate::say!("resume with changes: {}", changes.join(", "));
+        if leader {
+            run_dir::save_config(dir, &cfg)?;
+            crate::say!("resume with changes: {}", changes.join(", "));
+        }
     }
     session::run(cfg, dir, Some((file, path)), opts)
 }

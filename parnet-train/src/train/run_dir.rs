@@ -130,6 +130,17 @@ pub(super) fn open(dir: &Path) -> Result<(TrainConfig, RunLock)> {
     Ok((cfg, lock))
 }
 
+/// The configuration of the run in `dir`, without locking it (the ranks of a distributed run
+/// other than rank 0, which holds the lock).
+pub(super) fn read_config(dir: &Path) -> Result<TrainConfig> {
+    if !config_path(dir).exists() {
+        bail!("{} holds no run to resume (no config.toml)", dir.display());
+    }
+    let cfg = TrainConfig::load(Some(&config_path(dir)))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
 /// The checkpoint to resume the run in `dir` from: `last`, or, when `last` is missing or
 /// unreadable, `best` (said on stderr), with its path.
 pub(super) fn newest_valid_checkpoint(dir: &Path) -> Result<(CheckpointFile, PathBuf)> {

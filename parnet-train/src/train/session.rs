@@ -14,6 +14,7 @@ use super::{TrainOptions, TrainSummary, epoch, epoch_end, network_spec, stop};
 use crate::checkpoint::{self, CheckpointMeta, RunPosition};
 use crate::config::TrainConfig;
 use crate::data_setup::{self, RunData};
+use crate::distributed::{BatchNormMode, Distributed, leads};
 use crate::evaluate::Evaluation;
 use crate::metrics::{EpochRecord, read_log};
 use crate::threads::set_threads;
@@ -31,10 +32,17 @@ pub(super) struct State {
     pub(super) records: Vec<EpochRecord>,
     pub(super) seconds_before: f64,
     pub(super) started: Instant,
+    /// The ranks of a distributed run (`None`: one process).
+    pub(super) distributed: Option<Distributed>,
 }
 
 impl State {
+    /// Writes a checkpoint to `path` (atomically); only the process that writes does (rank 0 of
+    /// a distributed run, whose model every rank shares).
     pub(super) fn save(&self, path: &Path) -> Result<()> {
+        if !self.leads() {
+            return Ok(());
+        }
         let meta = CheckpointMeta {
             position: self.pos,
             mean: self.data.mean,
@@ -52,6 +60,11 @@ impl State {
             self.step.ema.as_ref(),
             &meta,
         )
+    }
+
+    /// Whether this process prints and writes.
+    pub(super) fn leads(&self) -> bool {
+        leads(self.distributed)
     }
 
     pub(super) fn seconds(&self) -> f64 {
@@ -83,7 +96,30 @@ pub(super) fn run(
 ) -> Result<TrainSummary> {
     set_threads(cfg.train.threads)?;
     stop::arm();
-    let data = data_setup::build(&cfg)?;
+    let distributed = opts.distributed;
+    let opts = TrainOptions {
+        progress: opts.progress && leads(distributed),
+        verbose: opts.verbose && leads(distributed),
+        ..opts
+    };
+    let mut data = data_setup::build(&cfg)?;
+    if let Some(d) = distributed {
+        let (batch, ranks) = (cfg.train.batch_size, d.ranks());
+        if !batch.is_multiple_of(ranks) {
+            bail!(
+                "train.batch_size = {batch} does not split into {ranks} equal shares; give a batch size that is a multiple of the number of ranks"
+            );
+        }
+        data.train = data.train.with_shard(d.rank(), ranks)?;
+        if ranks <= cfg.train.eval_batch_size {
+            data.val = data.val.with_shard(d.rank(), ranks)?;
+        } else {
+            bail!(
+                "train.eval_batch_size = {} is smaller than the {ranks} ranks that share every evaluation batch",
+                cfg.train.eval_batch_size
+            );
+        }
+    }
     let spec = network_spec(&cfg, data.num_classes)?;
     crate::limits::check_network_fits(&spec)?;
     let model = spec.build(cfg.train.seed)?;
@@ -112,6 +148,9 @@ pub(super) fn run(
         label_smoothing: o.label_smoothing,
         grad_clip: o.grad_clip,
         parallel_streams: !cfg.train.sequential_streams,
+        replicas: distributed.map(|d| d.replicas),
+        sync_batch_norm: distributed.is_some_and(|d| d.batch_norm == BatchNormMode::Sync),
+        first_sample: distributed.map_or(0, |d| d.rank() * cfg.train.batch_size / d.ranks()),
         ..StepOptions::default()
     };
     let mut step = TrainStep::new(model.as_ref(), sgd, o.ema_decay, options)?;
@@ -142,6 +181,14 @@ pub(super) fn run(
             rayon::current_num_threads(),
             dir.display()
         );
+        if let Some(d) = distributed {
+            crate::say!(
+                "distributed: {} ranks x {} images per step, batch norm {:?}",
+                d.ranks(),
+                cfg.train.batch_size / d.ranks(),
+                d.batch_norm
+            );
+        }
     }
     let mut st = State {
         cfg,
@@ -154,6 +201,7 @@ pub(super) fn run(
         records,
         seconds_before,
         started: Instant::now(),
+        distributed,
     };
     let total_epochs = st.cfg.schedule.total_epochs(st.cfg.train.epochs);
     let mut last_val = Evaluation::default();
