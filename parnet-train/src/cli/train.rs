@@ -78,6 +78,15 @@ fn run_distributed(args: &TrainArgs) -> Result<()> {
         Ok(summary) => {
             if d.is_leader() {
                 report(&summary);
+                let t = replicas.traffic();
+                crate::say!(
+                    "MPI on rank 0: {} exchanges, {:.1} MB sent, {:.2} s inside them ({:.1}% of the run's {:.1} s)",
+                    t.calls,
+                    t.bytes_sent as f64 / 1e6,
+                    t.seconds,
+                    100.0 * t.seconds / summary.seconds.max(1e-9),
+                    summary.seconds
+                );
             }
             drop(universe);
             Ok(())

@@ -7,6 +7,8 @@
 //! `2 (N - 1) / N` of the vector, as a ring all-reduce does.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use anyhow::{Result, bail};
 use mpi::Threading;
@@ -24,6 +26,25 @@ pub struct MpiReplicas {
     world: Mutex<World>,
     rank: usize,
     size: usize,
+    traffic: Traffic,
+}
+
+/// What this rank's exchanges have cost so far.
+#[derive(Debug, Default)]
+struct Traffic {
+    calls: AtomicU64,
+    /// Bytes this rank sent.
+    bytes: AtomicU64,
+    /// Time inside MPI calls (moving data and waiting for the other ranks).
+    nanos: AtomicU64,
+}
+
+/// This rank's exchanges so far ([`MpiReplicas::traffic`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TrafficReport {
+    pub calls: u64,
+    pub bytes_sent: u64,
+    pub seconds: f64,
 }
 
 struct World(SimpleCommunicator);
@@ -56,6 +77,7 @@ pub fn init() -> Result<(Universe, &'static MpiReplicas)> {
         world: Mutex::new(World(world)),
         rank,
         size,
+        traffic: Traffic::default(),
     }));
     Ok((universe, replicas))
 }
@@ -71,6 +93,28 @@ fn chunks(len: usize, parts: usize) -> (Vec<mpi::Count>, Vec<mpi::Count>) {
 impl MpiReplicas {
     fn with_world<T>(&self, f: impl FnOnce(&SimpleCommunicator) -> T) -> T {
         f(&self.world.lock().unwrap_or_else(|e| e.into_inner()).0)
+    }
+
+    /// [`Self::with_world`], counted as one exchange sending `bytes`.
+    fn exchange<T>(&self, bytes: usize, f: impl FnOnce(&SimpleCommunicator) -> T) -> T {
+        let t0 = Instant::now();
+        let out = self.with_world(f);
+        let t = &self.traffic;
+        t.calls.fetch_add(1, Ordering::Relaxed);
+        t.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        t.nanos
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+
+    /// The exchanges of this rank so far: count, bytes sent, time inside them.
+    pub fn traffic(&self) -> TrafficReport {
+        let t = &self.traffic;
+        TrafficReport {
+            calls: t.calls.load(Ordering::Relaxed),
+            bytes_sent: t.bytes.load(Ordering::Relaxed),
+            seconds: t.nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+        }
     }
 
     /// Ends every rank of the job (`MPI_Abort`), for an error on one rank that the others
@@ -131,7 +175,9 @@ impl Replicas for MpiReplicas {
 
     fn all_gather_f64(&self, local: &[f64]) -> Vec<f64> {
         let mut all = vec![0.0; local.len() * self.size];
-        self.with_world(|w| w.all_gather_into(local, &mut all[..]));
+        // A ring all-gather sends N - 1 blocks.
+        let bytes = 8 * local.len() * (self.size - 1);
+        self.exchange(bytes, |w| w.all_gather_into(local, &mut all[..]));
         all
     }
 
@@ -145,7 +191,8 @@ impl Replicas for MpiReplicas {
         let mut received = vec![0f32; n * mine];
         let recv_counts = vec![mine as mpi::Count; n];
         let recv_displs: Vec<mpi::Count> = (0..n).map(|k| (k * mine) as mpi::Count).collect();
-        self.with_world(|w| {
+        let others = 4 * (values.len() - mine);
+        self.exchange(others, |w| {
             let send = Partition::new(&values[..], &counts[..], &displs[..]);
             let mut recv = PartitionMut::new(&mut received[..], &recv_counts[..], &recv_displs[..]);
             w.all_to_all_varcount_into(&send, &mut recv);
@@ -153,7 +200,7 @@ impl Replicas for MpiReplicas {
         let summed: Vec<f32> = (0..mine)
             .map(|i| (1..n).fold(received[i], |s, k| s + received[k * mine + i]))
             .collect();
-        self.with_world(|w| {
+        self.exchange(4 * mine * (n - 1), |w| {
             let mut all = PartitionMut::new(values, &counts[..], &displs[..]);
             w.all_gather_varcount_into(&summed[..], &mut all);
         });
