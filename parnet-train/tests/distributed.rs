@@ -149,6 +149,40 @@ fn two_ranks_of_32_images_take_the_steps_of_one_process_of_64() {
         ]
     );
 
+    // Resuming with another number of ranks: the 2-rank run goes on in one process and the
+    // 1-process run on 2 ranks, for one more epoch each; they still agree.
+    ok(parnet(&[
+        "train",
+        "--resume",
+        s(&two),
+        "--epochs",
+        "2",
+        "--threads",
+        "2",
+        "--quiet",
+    ]));
+    ok(mpirun(
+        2,
+        &[
+            "train",
+            "--distributed",
+            "--resume",
+            s(&one),
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+    )
+    .output()
+    .unwrap());
+    let gap = max_relative_gap(&tensors(&one), &tensors(&two));
+    assert!(
+        gap < 2e-5,
+        "after resuming across rank counts: relative gap {gap:e}"
+    );
+
     // Local batch norm: a valid run whose step differs from the synchronised one.
     let (cfg3, local) = three_steps(tmp.path(), "local");
     ok(mpirun(
