@@ -101,10 +101,7 @@ pub fn run(args: &BenchLatencyArgs) -> Result<()> {
 fn run_stream_parallel(args: &BenchLatencyArgs) -> Result<()> {
     use parnet_core::Tensor;
     use parnet_core::nn::Init;
-    use parnet_core::replicas::Replicas as _;
-    use std::io::Write as _;
-    let (universe, ranks) = crate::distributed::mpi::init()?;
-    let run = || -> Result<()> {
+    crate::distributed::mpi::run_as_rank(|ranks| {
         args.threads.apply()?;
         let spec = args.model.spec()?;
         let mut model = spec.build(0)?;
@@ -118,53 +115,38 @@ fn run_stream_parallel(args: &BenchLatencyArgs) -> Result<()> {
             Init::new(1).uniform("x", n, 1.0),
             [args.batch, 3, size, size],
         )?;
-        let timed = crate::distributed::streams::stream_parallel_latency(
-            model.as_ref(),
-            &x,
-            ranks,
-            args.warmup,
-            args.runs.max(1),
-        )?;
-        if let Some((median, min, max)) = timed {
-            if args.json {
-                let value = serde_json::json!({
-                    "model": spec.name, "batch": args.batch, "image_size": size,
-                    "ranks": 3, "threads_per_rank": rayon::current_num_threads(),
-                    "fused": args.fused, "engine": "graph, stream-parallel",
-                    "median_ms": median, "min_ms": min, "max_ms": max, "runs": args.runs.max(1),
-                });
-                crate::say!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                crate::say!(
-                    "{} batch {} at {size}x{size}, 3 stream-parallel ranks x {} threads, graph engine{}: {median:.2} ms median ({min:.2}-{max:.2} over {} runs)",
-                    spec.name,
-                    args.batch,
-                    rayon::current_num_threads(),
-                    if args.fused { ", deploy form" } else { "" },
-                    args.runs.max(1)
-                );
-            }
+        let runs = args.runs.max(1);
+        let latency = crate::distributed::streams::stream_parallel_latency;
+        let Some((median, min, max)) = latency(model.as_ref(), &x, ranks, args.warmup, runs)?
+        else {
+            return Ok(());
+        };
+        let threads = rayon::current_num_threads();
+        if args.json {
+            let value = serde_json::json!({
+                "model": spec.name, "batch": args.batch, "image_size": size,
+                "ranks": 3, "threads_per_rank": threads, "fused": args.fused,
+                "engine": "graph, stream-parallel",
+                "median_ms": median, "min_ms": min, "max_ms": max, "runs": runs,
+            });
+            crate::say!("{}", serde_json::to_string_pretty(&value)?);
+        } else {
+            crate::say!(
+                "{} batch {} at {size}x{size}, 3 stream-parallel ranks x {threads} threads, graph engine{}: {median:.2} ms median ({min:.2}-{max:.2} over {runs} runs)",
+                spec.name,
+                args.batch,
+                if args.fused { ", deploy form" } else { "" },
+            );
         }
         Ok(())
-    };
-    match run() {
-        Ok(()) => {
-            drop(universe);
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("error: rank {} of {}: {e:#}", ranks.index(), ranks.count());
-            let _ = std::io::stderr().flush();
-            ranks.abort(1)
-        }
-    }
+    })
 }
 
 #[cfg(not(feature = "mpi"))]
 fn run_stream_parallel(_: &BenchLatencyArgs) -> Result<()> {
-    anyhow::bail!(
-        "this parnet was built without MPI; build it with `cargo build --release --features mpi` (OpenMPI and libclang needed: docs/DISTRIBUTED.md) and start it with `mpirun -np 3`"
-    )
+    Err(crate::distributed::built_without_mpi(
+        "`parnet bench latency --stream-parallel`",
+    ))
 }
 
 /// `auto`, `off`, `f2` or `f4`.

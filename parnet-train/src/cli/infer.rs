@@ -125,14 +125,11 @@ fn write_logits(
     Ok(shape)
 }
 
-/// `parnet infer --stream-parallel`: this process is rank s of an `mpirun -np 3` job. An error
-/// on any rank ends every rank (`MPI_Abort`).
+/// `parnet infer --stream-parallel`: this process is rank s of an `mpirun -np 3` job.
 #[cfg(feature = "mpi")]
 fn run_stream_parallel(args: &InferArgs) -> Result<()> {
-    use std::io::Write as _;
-    let (universe, ranks) = crate::distributed::mpi::init()?;
-    let run = || -> Result<Option<Vec<usize>>> {
-        use parnet_core::replicas::Replicas as _;
+    use parnet_core::replicas::Replicas as _;
+    crate::distributed::mpi::run_as_rank(|ranks| {
         if ranks.index() == 0 {
             check_output_path(&args.output, &[&args.weights, &args.input])?;
         }
@@ -140,39 +137,21 @@ fn run_stream_parallel(args: &InferArgs) -> Result<()> {
         let spec = args.model.spec_for_file(&args.weights)?;
         let (x, nonfinite) = read_input(&args.input)?;
         let model = load_network(spec.as_ref(), &args.weights, args.fused)?.model;
-        match crate::distributed::streams::stream_parallel_forward(model.as_ref(), &x, ranks)? {
-            Some(logits) => Ok(Some(write_logits(
-                &args.output,
-                &logits,
-                &args.weights,
-                nonfinite,
-            )?)),
-            None => Ok(None),
+        let streams = crate::distributed::streams::stream_parallel_forward;
+        if let Some(logits) = streams(model.as_ref(), &x, ranks)? {
+            let shape = write_logits(&args.output, &logits, &args.weights, nonfinite)?;
+            crate::say!(
+                "wrote logits {shape:?} to {} (3 stream-parallel ranks)",
+                args.output.display()
+            );
         }
-    };
-    match run() {
-        Ok(shape) => {
-            if let Some(shape) = shape {
-                crate::say!(
-                    "wrote logits {shape:?} to {} (3 stream-parallel ranks)",
-                    args.output.display()
-                );
-            }
-            drop(universe);
-            Ok(())
-        }
-        Err(e) => {
-            use parnet_core::replicas::Replicas as _;
-            eprintln!("error: rank {} of {}: {e:#}", ranks.index(), ranks.count());
-            let _ = std::io::stderr().flush();
-            ranks.abort(1)
-        }
-    }
+        Ok(())
+    })
 }
 
 #[cfg(not(feature = "mpi"))]
 fn run_stream_parallel(_: &InferArgs) -> Result<()> {
-    bail!(
-        "this parnet was built without MPI; build it with `cargo build --release --features mpi` (OpenMPI and libclang needed: docs/DISTRIBUTED.md) and start it with `mpirun -np 3`"
-    )
+    Err(crate::distributed::built_without_mpi(
+        "`parnet infer --stream-parallel`",
+    ))
 }

@@ -64,46 +64,36 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `parnet train --distributed`: this process is one rank of an `mpirun` job. An error on any
-/// rank ends every rank (`MPI_Abort`), since the others would wait for it in the next exchange.
+/// `parnet train --distributed`: this process is one rank of an `mpirun` job.
 #[cfg(feature = "mpi")]
 fn run_distributed(args: &TrainArgs) -> Result<()> {
-    use std::io::Write as _;
-    let (universe, replicas) = crate::distributed::mpi::init()?;
-    let d = Distributed {
-        replicas,
-        batch_norm: args.batch_norm,
-    };
-    match run_train(args, Some(d)) {
-        Ok(summary) => {
-            if d.is_leader() {
-                report(&summary);
-                let t = replicas.traffic();
-                crate::say!(
-                    "MPI on rank 0: {} exchanges, {:.1} MB sent, {:.2} s inside them ({:.1}% of the run's {:.1} s)",
-                    t.calls,
-                    t.bytes_sent as f64 / 1e6,
-                    t.seconds,
-                    100.0 * t.seconds / summary.seconds.max(1e-9),
-                    summary.seconds
-                );
-            }
-            drop(universe);
-            Ok(())
+    crate::distributed::mpi::run_as_rank(|replicas| {
+        let d = Distributed {
+            replicas,
+            batch_norm: args.batch_norm,
+        };
+        let summary = run_train(args, Some(d))?;
+        if d.is_leader() {
+            report(&summary);
+            let t = replicas.traffic();
+            crate::say!(
+                "MPI on rank 0: {} exchanges, {:.1} MB sent, {:.2} s inside them ({:.1}% of the run's {:.1} s)",
+                t.calls,
+                t.bytes_sent as f64 / 1e6,
+                t.seconds,
+                100.0 * t.seconds / summary.seconds.max(1e-9),
+                summary.seconds
+            );
         }
-        Err(e) => {
-            eprintln!("error: rank {} of {}: {e:#}", d.rank(), d.ranks());
-            let _ = std::io::stderr().flush();
-            replicas.abort(1)
-        }
-    }
+        Ok(())
+    })
 }
 
 #[cfg(not(feature = "mpi"))]
 fn run_distributed(_: &TrainArgs) -> Result<()> {
-    anyhow::bail!(
-        "this parnet was built without MPI; build it with `cargo build --release --features mpi` (OpenMPI and libclang needed: docs/DISTRIBUTED.md) and start it with mpirun"
-    )
+    Err(crate::distributed::built_without_mpi(
+        "`parnet train --distributed`",
+    ))
 }
 
 /// Prints how a run ended.

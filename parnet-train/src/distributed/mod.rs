@@ -66,6 +66,13 @@ impl Distributed {
     }
 }
 
+/// The error of a distributed command (`what`) in a build without the `mpi` feature.
+pub fn built_without_mpi(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} needs MPI, and this parnet was built without it; build it with `cargo build --release --features mpi` (OpenMPI and libclang needed: docs/DISTRIBUTED.md) and start it with mpirun"
+    )
+}
+
 /// Whether this process may print and write: the only process of a run, or rank 0 of a
 /// distributed one.
 pub fn leads(distributed: Option<Distributed>) -> bool {

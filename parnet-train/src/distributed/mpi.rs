@@ -82,6 +82,25 @@ pub fn init() -> Result<(Universe, &'static MpiReplicas)> {
     Ok((universe, replicas))
 }
 
+/// Runs `f` as one rank of an `mpirun` job: MPI started before it and ended after it
+/// (`MPI_Finalize`). An error is printed with the rank and ends every rank (`MPI_Abort`), since
+/// the other ranks would wait for this one in their next exchange.
+pub fn run_as_rank<T>(f: impl FnOnce(&'static MpiReplicas) -> Result<T>) -> Result<T> {
+    use std::io::Write as _;
+    let (universe, ranks) = init()?;
+    match f(ranks) {
+        Ok(value) => {
+            drop(universe);
+            Ok(value)
+        }
+        Err(e) => {
+            eprintln!("error: rank {} of {}: {e:#}", ranks.rank, ranks.size);
+            let _ = std::io::stderr().flush();
+            ranks.abort(1)
+        }
+    }
+}
+
 /// `counts[k], displs[k]` of `len` values split into `parts` contiguous chunks.
 fn chunks(len: usize, parts: usize) -> (Vec<mpi::Count>, Vec<mpi::Count>) {
     let bound = |k: usize| (k * len / parts) as mpi::Count;
